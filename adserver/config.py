@@ -1,0 +1,83 @@
+"""Settings, read once from the environment (see the contract's Settings section)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite:///./adserver.db"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    smtp_url: str | None = None
+    scheduler: bool = True
+    #: How long an impression or view token stays valid, in seconds.
+    beacon_ttl: int = 2 * 3600
+    #: How long a click token stays valid, in seconds (a reader may leave a tab open).
+    click_ttl: int = 24 * 3600
+    #: Raw events older than this many days are pruned; hourly statistics are kept.
+    retention_days: int = 90
+    #: Where events go while the database is unreachable (replayed when it is back).
+    spool_dir: Path = field(default_factory=lambda: Path("."))
+    #: Group commit: flush after this many events or this many seconds, whichever first.
+    group_max_events: int = 500
+    group_max_wait: float = 0.002
+    #: Request and served counters are flushed this often (seconds).
+    counter_flush_interval: float = 5.0
+    #: How often the inventory checks for admin changes (seconds).
+    inventory_poll_interval: float = 1.0
+    tally_interval: int = 60
+    pacing_interval: int = 60
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``ADSERVER_*`` variables, refusing malformed values."""
+        env = os.environ if env is None else env
+        scheduler = env.get("ADSERVER_SCHEDULER", "on").strip().lower()
+        if scheduler not in {"on", "off"}:
+            raise SettingsError(f"ADSERVER_SCHEDULER must be 'on' or 'off', not {scheduler!r}")
+        settings = cls(
+            database_url=env.get("ADSERVER_DATABASE_URL", DEFAULT_DATABASE_URL),
+            secret_key=env.get("ADSERVER_SECRET_KEY", ""),
+            base_url=env.get("ADSERVER_BASE_URL", cls.base_url).rstrip("/"),
+            smtp_url=env.get("ADSERVER_SMTP_URL") or None,
+            scheduler=scheduler == "on",
+            retention_days=_int(env, "ADSERVER_RETENTION_DAYS", cls.retention_days),
+            spool_dir=Path(env.get("ADSERVER_SPOOL_DIR", ".")),
+        )
+        return settings
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def require_secret(self) -> None:
+        """Refuse to serve with no secret: tokens and sessions would be forgeable."""
+        if len(self.secret_key) < 16:
+            raise SettingsError(
+                "ADSERVER_SECRET_KEY is missing or shorter than 16 characters; it signs event "
+                "tokens and sessions. Generate one with: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, not {value}")
+    return value

@@ -1,0 +1,272 @@
+"""The decision engine: picks one creative per requested slot. Pure: no I/O, no clock, no globals.
+
+``decide(snapshot, request, rng)`` depends only on its arguments, so it is tested exhaustively
+with a seeded ``random.Random`` and runs in microseconds. Everything it needs was compiled into
+the immutable :class:`Snapshot` by ``inventory.py``.
+
+Order of choice for one slot: the highest priority tier that has an eligible campaign wins
+(sponsorship > standard > price > house); within it a campaign is drawn by weight; within the
+campaign a creative that fits the slot's sizes is drawn by its rotation.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from adserver.tokens import new_decision_id
+
+TIER_RANK = {"sponsorship": 0, "standard": 1, "price": 2, "house": 3}
+CAP_WINDOWS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
+FLUID = "fluid"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class CreativeSpec:
+    id: int
+    campaign_id: int
+    kind: str
+    width: int
+    height: int
+    weight: int
+    #: "WxH", or "fluid" for a creative that adapts to any slot (width or height 0).
+    size: str
+    click_url: str
+    #: Markup with ``{click}`` standing for the (attribute-escaped) click URL; see render.py.
+    markup: str
+
+
+@dataclass(frozen=True, slots=True)
+class Targeting:
+    """Compiled targeting; an empty collection means "any"."""
+
+    paths: re.Pattern[str] | None = None
+    exclude_paths: re.Pattern[str] | None = None
+    keywords: frozenset[str] = frozenset()
+    exclude_keywords: frozenset[str] = frozenset()
+    devices: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
+    days: frozenset[int] = frozenset()
+    hours: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSpec:
+    """A deliverable campaign as seen from one site (flight bounds in that site's zone)."""
+
+    id: int
+    advertiser_id: int
+    tier: str
+    weight: int
+    starts_at: float | None
+    ends_at: float | None
+    rotation: str
+    creatives: tuple[CreativeSpec, ...]
+    targeting: Targeting = field(default_factory=Targeting)
+    fc_count: int | None = None
+    fc_per: str | None = None
+    #: Probability of taking part in a decision: 1.0 normally, less when even pacing throttles.
+    throttle: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SlotSpec:
+    id: int
+    name: str
+    sizes: tuple[str, ...]
+    #: Campaigns assigned to the slot, grouped by tier, highest priority first.
+    tiers: tuple[tuple[CampaignSpec, ...], ...]
+    fallback_html: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSpec:
+    id: int
+    key: str
+    timezone: ZoneInfo
+    domains: frozenset[str]
+    slots: Mapping[str, SlotSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: int
+    sites: Mapping[str, SiteSpec]
+    creatives: Mapping[int, CreativeSpec]
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        return cls(version=-1, sites={}, creatives={})
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRequest:
+    name: str
+    #: Sizes the page allows for this slot; None means the slot's own sizes.
+    sizes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecideRequest:
+    site: str
+    slots: tuple[SlotRequest, ...]
+    now: float
+    path: str = "/"
+    keywords: frozenset[str] = frozenset()
+    device: str | None = None
+    country: str | None = None
+    #: Campaign id -> UNIX times of this reader's recent impressions of it (from the browser).
+    frequency: Mapping[int, Sequence[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    slot: SlotSpec
+    campaign: CampaignSpec
+    creative: CreativeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class DecideResult:
+    site: SiteSpec
+    decisions: dict[str, Decision | None]
+    errors: list[str]
+
+
+class UnknownSite(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    request: DecideRequest
+    weekday: int
+    hour: int
+
+
+def decide(snapshot: Snapshot, request: DecideRequest, rng: random.Random) -> DecideResult:
+    """Choose a creative (or nothing) for every slot in ``request``."""
+    site = snapshot.sites.get(request.site)
+    if site is None:
+        raise UnknownSite(request.site)
+    local = datetime.fromtimestamp(request.now, UTC).astimezone(site.timezone)
+    context = _Context(request, local.weekday(), local.hour)
+    decisions: dict[str, Decision | None] = {}
+    errors: list[str] = []
+    for wanted in request.slots:
+        slot = site.slots.get(wanted.name)
+        if slot is None:
+            errors.append(f"unknown slot {wanted.name!r}")
+            decisions[wanted.name] = None
+            continue
+        decisions[wanted.name] = _decide_slot(slot, wanted, context, rng)
+    return DecideResult(site, decisions, errors)
+
+
+def _decide_slot(
+    slot: SlotSpec, wanted: SlotRequest, context: _Context, rng: random.Random
+) -> Decision | None:
+    sizes = slot.sizes if wanted.sizes is None else _allowed_sizes(slot.sizes, wanted.sizes)
+    if not sizes:
+        return None
+    for tier in slot.tiers:
+        eligible: list[tuple[CampaignSpec, list[CreativeSpec]]] = []
+        for campaign in tier:
+            if not _eligible(campaign, context, rng):
+                continue
+            fitting = [c for c in campaign.creatives if _fits(c, sizes)]
+            if fitting:
+                eligible.append((campaign, fitting))
+        if eligible:
+            campaign, fitting = _draw(eligible, [c.weight for c, _ in eligible], rng)
+            creative = _rotate(campaign, fitting, rng)
+            return Decision(new_decision_id(rng.randbytes(12)), slot, campaign, creative)
+    return None
+
+
+def _allowed_sizes(slot_sizes: tuple[str, ...], asked: tuple[str, ...]) -> tuple[str, ...]:
+    """The page may narrow a slot's sizes, never widen them."""
+    if FLUID in slot_sizes:
+        return asked
+    return tuple(size for size in asked if size in slot_sizes)
+
+
+def _fits(creative: CreativeSpec, sizes: tuple[str, ...]) -> bool:
+    return creative.size == FLUID or FLUID in sizes or creative.size in sizes
+
+
+def _eligible(campaign: CampaignSpec, context: _Context, rng: random.Random) -> bool:
+    request = context.request
+    if campaign.starts_at is not None and request.now < campaign.starts_at:
+        return False
+    if campaign.ends_at is not None and request.now >= campaign.ends_at:
+        return False
+    if not _targeted(campaign.targeting, context):
+        return False
+    if campaign.fc_count is not None and _capped(campaign, request):
+        return False
+    return campaign.throttle >= 1.0 or rng.random() < campaign.throttle
+
+
+def _targeted(targeting: Targeting, context: _Context) -> bool:
+    request = context.request
+    if targeting.paths is not None and not targeting.paths.match(request.path):
+        return False
+    if targeting.exclude_paths is not None and targeting.exclude_paths.match(request.path):
+        return False
+    if targeting.keywords and not targeting.keywords & request.keywords:
+        return False
+    if targeting.exclude_keywords & request.keywords:
+        return False
+    if targeting.devices and request.device not in targeting.devices:
+        return False
+    if targeting.countries and request.country not in targeting.countries:
+        return False
+    if targeting.days and context.weekday not in targeting.days:
+        return False
+    return not targeting.hours or context.hour in targeting.hours
+
+
+def _capped(campaign: CampaignSpec, request: DecideRequest) -> bool:
+    seen = request.frequency.get(campaign.id)
+    if not seen:
+        return False
+    window = CAP_WINDOWS.get(campaign.fc_per or "")
+    if window is not None:
+        since = request.now - window
+    else:
+        since = campaign.starts_at if campaign.starts_at is not None else float("-inf")
+    recent = sum(1 for at in seen if at >= since)
+    assert campaign.fc_count is not None
+    return recent >= campaign.fc_count
+
+
+def _rotate(
+    campaign: CampaignSpec, fitting: list[CreativeSpec], rng: random.Random
+) -> CreativeSpec:
+    if len(fitting) == 1:
+        return fitting[0]
+    if campaign.rotation == "even":
+        return fitting[rng.randrange(len(fitting))]
+    return _draw(fitting, [c.weight for c in fitting], rng)
+
+
+def _draw(items: Sequence[T], weights: Sequence[int], rng: random.Random) -> T:
+    """One item, with probability proportional to its weight (equal if all weights are 0)."""
+    total = sum(weights)
+    if total <= 0:
+        return items[rng.randrange(len(items))]
+    point = rng.random() * total
+    for item, weight in zip(items, weights, strict=True):
+        point -= weight
+        if point < 0:
+            return item
+    return items[-1]

@@ -1,0 +1,233 @@
+"""The in-memory snapshot of deliverable campaigns, and the holder that swaps it atomically.
+
+A snapshot is built aside (in a worker thread) and published by replacing one reference, so a
+decision in flight keeps the snapshot it started with and is never blocked by a rebuild. The
+holder rebuilds when the shared inventory version changes (every admin write bumps it), when the
+pacing figures change, and at least every ``max_age`` seconds so flight bounds and throttles
+stay current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, select
+
+from adserver import pacing, render
+from adserver.db import inventory_version
+from adserver.decide import (
+    TIER_RANK,
+    CampaignSpec,
+    CreativeSpec,
+    SiteSpec,
+    SlotSpec,
+    Snapshot,
+    Targeting,
+)
+from adserver.models import Campaign, CampaignDelivery, CampaignSlot, Creative, Site, Slot
+
+log = logging.getLogger(__name__)
+
+
+def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snapshot:
+    """Read everything a decision needs in one pass and compile it."""
+    version = inventory_version(connection)
+    sites = connection.execute(select(Site)).all()
+    slots = connection.execute(select(Slot)).all()
+    campaigns = {
+        row.id: row
+        for row in connection.execute(select(Campaign).where(Campaign.status == "active")).all()
+    }
+    delivery = {
+        row.campaign_id: row for row in connection.execute(select(CampaignDelivery)).all()
+    }
+    creative_rows = connection.execute(
+        select(
+            Creative.id, Creative.campaign_id, Creative.kind, Creative.width, Creative.height,
+            Creative.weight, Creative.click_url, Creative.name, Creative.html, Creative.title,
+            Creative.body, Creative.cta, Creative.image_type, Creative.updated_at,
+        ).where(Creative.status == "active")
+    ).all()
+    creatives: dict[int, CreativeSpec] = {}
+    by_campaign: dict[int, list[CreativeSpec]] = defaultdict(list)
+    for row in creative_rows:
+        if row.campaign_id not in campaigns:
+            continue
+        spec = _creative_spec(row, base_url)
+        creatives[spec.id] = spec
+        by_campaign[spec.campaign_id].append(spec)
+    assignments: dict[int, list[int]] = defaultdict(list)
+    for slot_id, campaign_id in connection.execute(
+        select(CampaignSlot.slot_id, CampaignSlot.campaign_id)
+    ).all():
+        if campaign_id in campaigns and by_campaign.get(campaign_id):
+            assignments[slot_id].append(campaign_id)
+
+    slots_by_site: dict[int, list[Any]] = defaultdict(list)
+    for slot in slots:
+        slots_by_site[slot.site_id].append(slot)
+    site_specs: dict[str, SiteSpec] = {}
+    for site in sites:
+        zone = ZoneInfo(site.timezone)
+        per_site: dict[int, CampaignSpec] = {}
+        slot_specs: dict[str, SlotSpec] = {}
+        for slot in slots_by_site[site.id]:
+            specs = []
+            for campaign_id in assignments[slot.id]:
+                if campaign_id not in per_site:
+                    campaign = campaigns[campaign_id]
+                    throttle = pacing.throttle(campaign, delivery.get(campaign_id), now, zone)
+                    if throttle <= 0:
+                        continue
+                    per_site[campaign_id] = _campaign_spec(
+                        campaign, tuple(by_campaign[campaign_id]), zone, throttle
+                    )
+                specs.append(per_site[campaign_id])
+            slot_specs[slot.name] = SlotSpec(
+                id=slot.id,
+                name=slot.name,
+                sizes=tuple(slot.sizes),
+                tiers=_group_by_tier(specs),
+                fallback_html=slot.fallback_html,
+            )
+        site_specs[site.key] = SiteSpec(
+            id=site.id,
+            key=site.key,
+            timezone=zone,
+            domains=frozenset(d.lower() for d in site.domains),
+            slots=slot_specs,
+        )
+    return Snapshot(version=version, sites=site_specs, creatives=creatives)
+
+
+def _creative_spec(row: Any, base_url: str) -> CreativeSpec:
+    version = int(row.updated_at.timestamp()) if row.updated_at else 0
+    image_url = render.asset_url(base_url, row.id, version) if row.image_type else None
+    if row.kind == "html":
+        markup = row.html or ""
+    elif row.kind == "text":
+        markup = render.text_markup(
+            title=row.title or "", body=row.body or "", cta=row.cta or "", image_url=image_url
+        )
+    else:
+        markup = render.image_markup(
+            image_url=image_url or "", width=row.width, height=row.height, alt=row.name
+        )
+    fluid = not row.width or not row.height
+    return CreativeSpec(
+        id=row.id,
+        campaign_id=row.campaign_id,
+        kind=row.kind,
+        width=row.width,
+        height=row.height,
+        weight=row.weight,
+        size="fluid" if fluid else f"{row.width}x{row.height}",
+        click_url=row.click_url,
+        markup=markup,
+    )
+
+
+def _campaign_spec(
+    campaign: Any, creatives: tuple[CreativeSpec, ...], zone: ZoneInfo, throttle: float
+) -> CampaignSpec:
+    return CampaignSpec(
+        id=campaign.id,
+        advertiser_id=campaign.advertiser_id,
+        tier=campaign.tier,
+        weight=campaign.weight,
+        starts_at=_local_instant(campaign.starts_at, zone),
+        ends_at=_local_instant(campaign.ends_at, zone),
+        rotation=campaign.rotation,
+        creatives=creatives,
+        targeting=compile_targeting(campaign.targeting or {}),
+        fc_count=campaign.fc_count,
+        fc_per=campaign.fc_per,
+        throttle=throttle,
+    )
+
+
+def _local_instant(wall: datetime | None, zone: ZoneInfo) -> float | None:
+    """A booked wall-clock time in the site's zone, as a UNIX time."""
+    if wall is None:
+        return None
+    return wall.replace(tzinfo=zone).timestamp()
+
+
+def _group_by_tier(specs: list[CampaignSpec]) -> tuple[tuple[CampaignSpec, ...], ...]:
+    groups: dict[int, list[CampaignSpec]] = defaultdict(list)
+    for spec in specs:
+        groups[TIER_RANK[spec.tier]].append(spec)
+    return tuple(tuple(groups[rank]) for rank in sorted(groups))
+
+
+def compile_targeting(raw: dict[str, Any]) -> Targeting:
+    """Targeting as stored (lists) compiled to sets and one regex per path list."""
+    return Targeting(
+        paths=_path_pattern(raw.get("paths")),
+        exclude_paths=_path_pattern(raw.get("exclude_paths")),
+        keywords=_lower_set(raw.get("keywords")),
+        exclude_keywords=_lower_set(raw.get("exclude_keywords")),
+        devices=_lower_set(raw.get("devices")),
+        countries=frozenset(str(c).upper() for c in raw.get("countries") or ()),
+        days=frozenset(int(d) for d in raw.get("days") or ()),
+        hours=frozenset(int(h) for h in raw.get("hours") or ()),
+    )
+
+
+def _path_pattern(patterns: Iterable[str] | None) -> re.Pattern[str] | None:
+    """Shell-style path patterns (``/sport/*``) as one anchored regex."""
+    patterns = list(patterns or ())
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
+def _lower_set(values: Iterable[str] | None) -> frozenset[str]:
+    return frozenset(str(v).strip().lower() for v in values or () if str(v).strip())
+
+
+class Inventory:
+    """Holds the current snapshot; ``current`` is a plain attribute read, never a lock."""
+
+    def __init__(self, engine: Engine, *, base_url: str, poll_interval: float = 1.0,
+                 max_age: float = 30.0) -> None:
+        self._engine = engine
+        self._base_url = base_url
+        self._poll_interval = poll_interval
+        self._max_age = max_age
+        self._built_at = 0.0
+        self.current = Snapshot.empty()
+
+    def rebuild(self) -> Snapshot:
+        """Build a new snapshot (blocking; run it in a thread from async code) and publish it."""
+        now = time.time()
+        with self._engine.connect() as connection:
+            snapshot = build_snapshot(connection, base_url=self._base_url, now=now)
+        self.current = snapshot
+        self._built_at = now
+        return snapshot
+
+    def _stale(self) -> bool:
+        if time.time() - self._built_at >= self._max_age:
+            return True
+        with self._engine.connect() as connection:
+            return inventory_version(connection) != self.current.version
+
+    async def watch(self) -> None:
+        """Rebuild whenever the data changes; runs until cancelled."""
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                if await asyncio.to_thread(self._stale):
+                    await asyncio.to_thread(self.rebuild)
+            except Exception:
+                log.exception("inventory refresh failed; keeping the previous snapshot")
