@@ -20,8 +20,9 @@ INVENTORY_VERSION = "inventory_version"
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the pragmas SQLite needs to be a durable, concurrent event store."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               **kwargs)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -64,16 +65,18 @@ def sqlite_path(url: str) -> Path | None:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or url == "sqlite://" or ":memory:" in url:
         return None
-    return Path(url[len(prefix):])
+    return Path(url[len(prefix) :])
 
 
 def bump_inventory_version(connection: Any) -> None:
     """Tell every process that deliverable campaigns changed; call inside the writing txn."""
-    connection.execute(text("UPDATE meta SET value = value + 1 WHERE key = :k"),
-                       {"k": INVENTORY_VERSION})
+    connection.execute(
+        text("UPDATE meta SET value = value + 1 WHERE key = :k"), {"k": INVENTORY_VERSION}
+    )
 
 
 def inventory_version(connection: Any) -> int:
-    row = connection.execute(text("SELECT value FROM meta WHERE key = :k"),
-                             {"k": INVENTORY_VERSION}).first()
+    row = connection.execute(
+        text("SELECT value FROM meta WHERE key = :k"), {"k": INVENTORY_VERSION}
+    ).first()
     return int(row[0]) if row else 0

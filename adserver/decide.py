@@ -100,6 +100,7 @@ class Snapshot:
     version: int
     sites: Mapping[str, SiteSpec]
     creatives: Mapping[int, CreativeSpec]
+    sites_by_id: Mapping[int, SiteSpec] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Snapshot:

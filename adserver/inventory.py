@@ -47,14 +47,23 @@ def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snap
         row.id: row
         for row in connection.execute(select(Campaign).where(Campaign.status == "active")).all()
     }
-    delivery = {
-        row.campaign_id: row for row in connection.execute(select(CampaignDelivery)).all()
-    }
+    delivery = {row.campaign_id: row for row in connection.execute(select(CampaignDelivery)).all()}
     creative_rows = connection.execute(
         select(
-            Creative.id, Creative.campaign_id, Creative.kind, Creative.width, Creative.height,
-            Creative.weight, Creative.click_url, Creative.name, Creative.html, Creative.title,
-            Creative.body, Creative.cta, Creative.image_type, Creative.updated_at,
+            Creative.id,
+            Creative.campaign_id,
+            Creative.kind,
+            Creative.width,
+            Creative.height,
+            Creative.weight,
+            Creative.click_url,
+            Creative.name,
+            Creative.html,
+            Creative.title,
+            Creative.body,
+            Creative.cta,
+            Creative.image_type,
+            Creative.updated_at,
         ).where(Creative.status == "active")
     ).all()
     creatives: dict[int, CreativeSpec] = {}
@@ -106,7 +115,12 @@ def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snap
             domains=frozenset(d.lower() for d in site.domains),
             slots=slot_specs,
         )
-    return Snapshot(version=version, sites=site_specs, creatives=creatives)
+    return Snapshot(
+        version=version,
+        sites=site_specs,
+        creatives=creatives,
+        sites_by_id={site.id: site for site in site_specs.values()},
+    )
 
 
 def _creative_spec(row: Any, base_url: str) -> CreativeSpec:
@@ -198,8 +212,9 @@ def _lower_set(values: Iterable[str] | None) -> frozenset[str]:
 class Inventory:
     """Holds the current snapshot; ``current`` is a plain attribute read, never a lock."""
 
-    def __init__(self, engine: Engine, *, base_url: str, poll_interval: float = 1.0,
-                 max_age: float = 30.0) -> None:
+    def __init__(
+        self, engine: Engine, *, base_url: str, poll_interval: float = 1.0, max_age: float = 30.0
+    ) -> None:
         self._engine = engine
         self._base_url = base_url
         self._poll_interval = poll_interval

@@ -92,8 +92,8 @@ class Campaign(SQLModel, table=True):
     pricing: str = "cpm"
     price_micros: int = Field(default=0, sa_type=BigInteger)
     weight: int = 1
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: datetime | None = Field(default=None, sa_type=DateTime)
+    ends_at: datetime | None = Field(default=None, sa_type=DateTime)
     goal_kind: str | None = None
     goal_total: int | None = None
     goal_daily: int | None = None
@@ -164,8 +164,12 @@ class Event(SQLModel, table=True):
     """
 
     __table_args__ = (
-        Index("ix_event_untallied", "tally_batch", sqlite_where=Column("tally_batch").is_(None),
-              postgresql_where=Column("tally_batch").is_(None)),
+        Index(
+            "ix_event_untallied",
+            "tally_batch",
+            sqlite_where=Column("tally_batch").is_(None),
+            postgresql_where=Column("tally_batch").is_(None),
+        ),
         Index("ix_event_at", "at"),
     )
 

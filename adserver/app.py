@@ -1,0 +1,74 @@
+"""create_app(settings) -> Starlette; the lifespan starts and stops everything else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from adserver.config import Settings
+from adserver.db import make_engine, schema_state
+from adserver.resources import PACKAGE_DIR, resource_dir
+from adserver.services import Services
+from adserver.web import demo, ops, serve
+
+log = logging.getLogger(__name__)
+
+
+class SchemaOutOfDate(RuntimeError):
+    pass
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The adserver application; nothing touches the database until the lifespan starts."""
+    settings.require_secret()
+    templates = Jinja2Templates(directory=str(resource_dir("templates")))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        current, head = await asyncio.to_thread(schema_state, engine)
+        if current != head:
+            engine.dispose()
+            raise SchemaOutOfDate(
+                f"the database schema is at {current or 'nothing'}, this adserver needs {head}: "
+                "run `adserver migrate` first"
+            )
+        services = Services.build(settings, engine, templates)
+        app.state.services = services
+        await asyncio.to_thread(services.inventory.rebuild)
+        services.writer.start()
+        tasks = [
+            asyncio.create_task(services.inventory.watch(), name="inventory"),
+            asyncio.create_task(
+                services.counters.run(settings.counter_flush_interval), name="counters"
+            ),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(services.counters.flush)
+            await asyncio.to_thread(services.writer.stop)
+            engine.dispose()
+
+    app = Starlette(
+        routes=[
+            *serve.routes,
+            *ops.routes,
+            *demo.routes,
+            Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.templates = templates
+    return app

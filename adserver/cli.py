@@ -1,0 +1,239 @@
+"""The ``adserver`` command. Mistakes in arguments or settings exit 2 with a message."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+from starlette.applications import Starlette
+
+from adserver.config import Settings, SettingsError
+from adserver.db import make_engine, migrate, schema_state
+from adserver.models import ROLES, Advertiser, ApiToken, User
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; printed without a traceback, exit code 2."""
+
+
+def app_from_env() -> Starlette:
+    """The app for server processes (uvicorn workers import it by name)."""
+    from adserver.app import create_app
+
+    return create_app(Settings.from_env())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except (UsageError, SettingsError) as exc:
+        print(f"adserver: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adserver", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the ad server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="add demo data when the database has none, serve")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.set_defaults(handler=cmd_demo)
+
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        handler=cmd_migrate
+    )
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    user_add = user.add_parser("add", help="add a user")
+    user_add.add_argument("email")
+    user_add.add_argument("--role", required=True, choices=ROLES)
+    user_add.add_argument("--advertiser", help="the advertiser an advertiser user belongs to")
+    user_add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    user_add.set_defaults(handler=cmd_user_add)
+
+    token = commands.add_parser("token", help="API tokens").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    token_create = token.add_parser("create", help="create a token and print it once")
+    token_create.add_argument("name")
+    token_create.add_argument("--advertiser", help="limit the token to this advertiser's stats")
+    token_create.set_defaults(handler=cmd_token_create)
+    return parser
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _engine(settings: Settings) -> Engine:
+    engine = make_engine(settings.database_url)
+    current, head = schema_state(engine)
+    if current != head:
+        raise UsageError(
+            f"the database schema is at {current or 'nothing'}, this adserver needs {head}: "
+            "run `adserver migrate` first"
+        )
+    return engine
+
+
+def _check_port(port: int) -> None:
+    if not 0 < port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, not {port}")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings()
+    settings.require_secret()
+    _check_port(args.port)
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    _engine(settings).dispose()
+    _run_server(args.host, args.port, args.workers)
+    return 0
+
+
+def _run_server(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "adserver.cli:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from adserver.demo import add_demo_data
+
+    _check_port(args.port)
+    settings = _settings()
+    if not os.environ.get("ADSERVER_SECRET_KEY"):
+        os.environ["ADSERVER_SECRET_KEY"] = secrets.token_urlsafe(32)
+    if not os.environ.get("ADSERVER_BASE_URL"):
+        os.environ["ADSERVER_BASE_URL"] = f"http://127.0.0.1:{args.port}"
+    settings = _settings()
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    info = add_demo_data(engine, base_url=settings.base_url)
+    engine.dispose()
+    base = settings.base_url
+    print("adserver demo")
+    print(
+        f"  database: {settings.database_url}"
+        + ("  (demo data added)" if info else "  (had data already; left as it was)")
+    )
+    print(f"  demo article: {base}/demo/")
+    print(f"  the tag:      {base}/tag.js")
+    print(f"  health:       {base}/healthz")
+    if info is not None:
+        for login in info.logins:
+            print(f"  login: {login.email} / {login.password} ({login.role})")
+    print("  Open the demo article: three slots fill with ads; their impressions, views and")
+    print("  clicks are recorded. Stop with Ctrl-C.")
+    sys.stdout.flush()
+    _run_server(args.host, args.port, 1)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    current, _ = schema_state(engine)
+    engine.dispose()
+    print(f"database schema is at revision {current}")
+    return 0
+
+
+def _advertiser_id(session: Session, name: str | None) -> int | None:
+    if name is None:
+        return None
+    advertiser = session.scalars(select(Advertiser).where(Advertiser.name == name)).first()
+    if advertiser is None:
+        raise UsageError(f"no advertiser named {name!r}")
+    assert advertiser.id is not None
+    return advertiser.id
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from argon2 import PasswordHasher
+
+    if args.role == "advertiser" and not args.advertiser:
+        raise UsageError("an advertiser user needs --advertiser NAME")
+    if args.role == "admin" and args.advertiser:
+        raise UsageError("an admin user belongs to no advertiser; leave out --advertiser")
+    if "@" not in args.email:
+        raise UsageError(f"{args.email!r} is not an e-mail address")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < 8:
+            raise UsageError("the password must be at least 8 characters")
+        generated = False
+    else:
+        password, generated = secrets.token_urlsafe(12), True
+    engine = _engine(_settings())
+    with Session(engine) as session:
+        if session.scalars(select(User).where(User.email == args.email)).first():
+            raise UsageError(f"a user {args.email!r} exists already")
+        session.add(
+            User(
+                email=args.email,
+                role=args.role,
+                advertiser_id=_advertiser_id(session, args.advertiser),
+                password_hash=PasswordHasher().hash(password),
+            )
+        )
+        session.commit()
+    print(f"added {args.role} {args.email}")
+    if generated:
+        print(f"password: {password}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    engine = _engine(_settings())
+    token = "ads_" + secrets.token_urlsafe(32)
+    with Session(engine) as session:
+        session.add(
+            ApiToken(
+                name=args.name,
+                token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                advertiser_id=_advertiser_id(session, args.advertiser),
+            )
+        )
+        session.commit()
+    scope = f"advertiser {args.advertiser}" if args.advertiser else "admin"
+    print(f"created {scope} token {args.name!r}; it is shown once, keep it safe:")
+    print(token)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

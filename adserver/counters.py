@@ -1,0 +1,80 @@
+"""Requests and served counts, aggregated in memory and flushed every few seconds.
+
+These say how often a slot asked and how often it got a creative (fill rate). They are not
+billing data: a crash loses at most one flush interval of them, which is why they are not
+written per request. Billable figures come only from recorded events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+
+from sqlalchemy import Engine
+
+from adserver.hourly import add_hourly
+
+log = logging.getLogger(__name__)
+
+#: (hour, site_id, slot_id, campaign_id, creative_id)
+Key = tuple[int, int, int, int, int]
+
+
+class DeliveryCounters:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._requests: Counter[Key] = Counter()
+        self._served: Counter[Key] = Counter()
+        self._lock = threading.Lock()
+
+    def count(
+        self,
+        hour: int,
+        site_id: int,
+        slot_id: int,
+        campaign_id: int | None,
+        creative_id: int | None,
+    ) -> None:
+        """One slot asked; ``campaign_id`` is None when it got no creative."""
+        with self._lock:
+            self._requests[(hour, site_id, slot_id, 0, 0)] += 1
+            if campaign_id is not None and creative_id is not None:
+                self._served[(hour, site_id, slot_id, campaign_id, creative_id)] += 1
+
+    def flush(self) -> None:
+        """Write what has been counted; on failure keep it for the next flush."""
+        with self._lock:
+            requests, self._requests = self._requests, Counter()
+            served, self._served = self._served, Counter()
+        rows = [_row(key, requests=n) for key, n in requests.items()]
+        rows += [_row(key, served=n) for key, n in served.items()]
+        if not rows:
+            return
+        try:
+            with self._engine.begin() as connection:
+                add_hourly(connection, rows)
+        except Exception:
+            log.exception("could not write delivery counters; keeping them for the next flush")
+            with self._lock:
+                self._requests.update(requests)
+                self._served.update(served)
+
+    async def run(self, interval: float) -> None:
+        """Flush every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            await asyncio.to_thread(self.flush)
+
+
+def _row(key: Key, **counts: int) -> dict[str, int]:
+    hour, site_id, slot_id, campaign_id, creative_id = key
+    return {
+        "hour": hour,
+        "site_id": site_id,
+        "slot_id": slot_id,
+        "campaign_id": campaign_id,
+        "creative_id": creative_id,
+        **counts,
+    }

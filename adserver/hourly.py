@@ -1,0 +1,93 @@
+"""Site-local hour buckets and atomic increments of the hourly statistics.
+
+Statistics are kept per hour of the site's own clock (stored as the UTC instant the local hour
+starts), so a local day is a whole number of rows even in zones such as Asia/Kolkata (+05:30)
+where a UTC hour would straddle midnight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql, sqlite
+
+from adserver.models import HourlyStat, InvalidStat
+
+UTC_ZONE = ZoneInfo("UTC")
+STAT_KEY = ("hour", "site_id", "slot_id", "campaign_id", "creative_id")
+COUNTERS = (
+    "requests",
+    "served",
+    "impressions",
+    "viewable",
+    "clicks",
+    "invalid_impressions",
+    "invalid_views",
+    "invalid_clicks",
+    "spend_nanos",
+)
+
+
+def local_hour_start(at: float, zone: ZoneInfo) -> int:
+    """The UTC instant at which the site-local hour holding ``at`` began."""
+    local = datetime.fromtimestamp(at, UTC).astimezone(zone)
+    return int(local.replace(minute=0, second=0, microsecond=0).timestamp())
+
+
+class HourCache:
+    """``local_hour_start`` for "now", computed once per site per hour on the hot path."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, str], tuple[int, int]] = {}
+
+    def hour(self, at: float, zone: ZoneInfo, site_id: int) -> int:
+        key = (site_id, zone.key)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] <= at < cached[1]:
+            return cached[0]
+        start = local_hour_start(at, zone)
+        self._cache[key] = (start, start + 3600)
+        return start
+
+
+def _insert_for(connection: Connection) -> Any:
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+def add_hourly(connection: Connection, rows: Iterable[Mapping[str, int]]) -> None:
+    """Add each row's counters to its hourly statistic, creating it if new.
+
+    Keys must be distinct within one call (PostgreSQL refuses to update a row twice in one
+    statement); callers aggregate first.
+    """
+    rows = list(rows)
+    columns = [c for c in COUNTERS if any(c in row for row in rows)]
+    for chunk in _chunks(rows):
+        values = [{**{c: 0 for c in columns}, **row} for row in chunk]
+        statement = _insert_for(connection)(HourlyStat).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(STAT_KEY),
+            set_={c: getattr(HourlyStat, c) + getattr(statement.excluded, c) for c in columns},
+        )
+        connection.execute(statement)
+
+
+def add_invalid(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Add invalid-event counts per hour, kind and reason (keys distinct within a call)."""
+    for chunk in _chunks(list(rows)):
+        statement = _insert_for(connection)(InvalidStat).values(chunk)
+        statement = statement.on_conflict_do_update(
+            index_elements=[*STAT_KEY, "kind", "reason"],
+            set_={"count": InvalidStat.count + statement.excluded.count},
+        )
+        connection.execute(statement)
+
+
+def _chunks(rows: list[Any], size: int = 1000) -> Iterable[list[Any]]:
+    """Slices small enough for SQLite's limit on bound parameters per statement."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]

@@ -1,0 +1,27 @@
+"""What every route module shares: the services on the app, JSON answers and errors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+if TYPE_CHECKING:
+    from adserver.services import Services
+
+
+class JSONBytes(Response):
+    """A JSON answer from bytes already serialised (orjson), skipping a second encoding."""
+
+    media_type = "application/json"
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The contract's error shape: ``{"error": "<message>"}`` with a 4xx status."""
+    return JSONBytes(orjson.dumps({"error": message}), status_code=status, headers=headers)

@@ -1,0 +1,148 @@
+"""Parsing and validating /v1/decide parameters (query string or a JSON body).
+
+Everything a page or a publisher's server may send is checked here, so a malformed request
+gets a 400 with a message saying what is wrong, never a 500.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from adserver.decide import FLUID, SlotRequest
+
+MAX_SLOTS = 50
+MAX_FC_CAMPAIGNS = 200
+MAX_FC_TIMES = 100
+SIZE = re.compile(r"^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+
+
+class BadRequest(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DecideParams:
+    site: str
+    slots: tuple[SlotRequest, ...]
+    path: str = "/"
+    keywords: frozenset[str] = frozenset()
+    frequency: dict[int, tuple[float, ...]] = field(default_factory=dict)
+
+
+def parse_decide(
+    query: Mapping[str, str], body: bytes, defaults: Mapping[str, str] | None = None
+) -> DecideParams:
+    """Merge a JSON body over the query string (over ``defaults``) and validate it."""
+    raw: dict[str, Any] = dict(defaults or {})
+    raw.update(query)
+    if body.strip():
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BadRequest("the request body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise BadRequest("the request body must be a JSON object")
+        raw.update(payload)
+    site = raw.get("site")
+    if not isinstance(site, str) or not site:
+        raise BadRequest("'site' is required")
+    return DecideParams(
+        site=site,
+        slots=_slots(raw.get("slots")),
+        path=_path(raw.get("url")),
+        keywords=_keywords(raw.get("keywords")),
+        frequency=_frequency(raw.get("fc")),
+    )
+
+
+def _slots(value: Any) -> tuple[SlotRequest, ...]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise BadRequest("'slots' is not valid JSON") from None
+        else:
+            value = [name.strip() for name in text.split(",") if name.strip()]
+    if not isinstance(value, list) or not value:
+        raise BadRequest("'slots' must name at least one slot (a comma list or a JSON list)")
+    if len(value) > MAX_SLOTS:
+        raise BadRequest(f"at most {MAX_SLOTS} slots per request")
+    slots = []
+    for item in value:
+        if isinstance(item, str):
+            name, sizes = item, None
+        elif isinstance(item, dict):
+            name, sizes = item.get("name"), item.get("sizes")
+        else:
+            raise BadRequest("each slot must be a name or an object with 'name' and 'sizes'")
+        if not isinstance(name, str) or not NAME.match(name):
+            raise BadRequest(f"slot name {name!r} is not valid")
+        slots.append(SlotRequest(name, _sizes(name, sizes)))
+    return tuple(slots)
+
+
+def _sizes(name: str, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f'sizes of slot {name!r} must be a list like ["728x90"]')
+    for size in value:
+        if size != FLUID and not SIZE.match(size):
+            raise BadRequest(f"size {size!r} of slot {name!r} is not WIDTHxHEIGHT or 'fluid'")
+    return tuple(value)
+
+
+def _path(value: Any) -> str:
+    if value is None or value == "":
+        return "/"
+    if not isinstance(value, str) or len(value) > 4096:
+        raise BadRequest("'url' must be a URL of at most 4096 characters")
+    try:
+        return urlsplit(value).path or "/"
+    except ValueError:
+        raise BadRequest("'url' is not a valid URL") from None
+
+
+def _keywords(value: Any) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest("'keywords' must be a comma list or a list of strings")
+    return frozenset(v.strip().lower() for v in value[:100] if v.strip())
+
+
+def _frequency(value: Any) -> dict[int, tuple[float, ...]]:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise BadRequest("'fc' is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BadRequest("'fc' must be an object from campaign id to a list of UNIX times")
+    frequency: dict[int, tuple[float, ...]] = {}
+    for key, times in list(value.items())[:MAX_FC_CAMPAIGNS]:
+        try:
+            campaign = int(key)
+        except (TypeError, ValueError):
+            raise BadRequest(f"'fc' key {key!r} is not a campaign id") from None
+        if not isinstance(times, list) or not all(
+            isinstance(t, int | float) and not isinstance(t, bool) for t in times
+        ):
+            raise BadRequest(f"'fc' value for campaign {campaign} must be a list of UNIX times")
+        frequency[campaign] = tuple(float(t) for t in times[-MAX_FC_TIMES:])
+    return frequency

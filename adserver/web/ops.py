@@ -1,0 +1,53 @@
+"""Operator routes: health and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from adserver.web.common import JSONBytes, services
+
+
+async def healthz(request: Request) -> Response:
+    """200 when the database answers; the body says what each part is doing."""
+    svc = services(request)
+    try:
+        await svc.run_db(lambda c: c.execute(text("SELECT 1")).scalar())
+        database = "ok"
+    except Exception as exc:  # any failure here is what the operator needs to see
+        database = f"unavailable: {exc.__class__.__name__}"
+    snapshot = svc.inventory.current
+    body = {
+        "status": "ok" if database == "ok" else "degraded",
+        "database": database,
+        "spool_depth": svc.writer.spool_depth,
+        "inventory": {
+            "version": snapshot.version,
+            "sites": len(snapshot.sites),
+            "creatives": len(snapshot.creatives),
+        },
+        "uptime_seconds": round(time.time() - svc.started_at, 1),
+    }
+    return JSONBytes(
+        orjson.dumps(body),
+        status_code=200 if database == "ok" else 503,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def metrics(request: Request) -> Response:
+    return Response(
+        generate_latest(services(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"], name="healthz"),
+    Route("/metrics", metrics, methods=["GET"], name="metrics"),
+]

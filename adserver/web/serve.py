@@ -1,0 +1,298 @@
+"""Public routes: decisions, beacons, clicks, the iframe slot, creative images and the tag."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from adserver import render, traffic
+from adserver.decide import DecideRequest, Decision, SiteSpec, UnknownSite, decide
+from adserver.events import EventRecord
+from adserver.models import Creative
+from adserver.tokens import TokenClaims, TokenState
+from adserver.web.common import JSONBytes, error, services
+from adserver.web.decide_params import BadRequest, parse_decide
+
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def decide_endpoint(request: Request) -> Response:
+    svc = services(request)
+    try:
+        body = await request.body() if request.method == "POST" else b""
+        params = parse_decide(request.query_params, body)
+    except BadRequest as exc:
+        return error(400, str(exc))
+    now = time.time()
+    user_agent = request.headers.get("user-agent", "")
+    decide_request = DecideRequest(
+        site=params.site,
+        slots=params.slots,
+        now=now,
+        path=params.path,
+        keywords=params.keywords,
+        device=traffic.device_class(user_agent),
+        country=traffic.country(request.client.host if request.client else None),
+        frequency=params.frequency,
+    )
+    try:
+        result = decide(svc.inventory.current, decide_request, svc.rng)
+    except UnknownSite:
+        return error(404, f"unknown site {params.site!r}")
+    cors = _cors_headers(request, result.site)
+    if cors is None:
+        return error(403, "this page's origin is not one of the site's domains")
+    hour = svc.hours.hour(now, result.site.timezone, result.site.id)
+    decisions: dict[str, Any] = {}
+    for name, decision in result.decisions.items():
+        if decision is None:
+            slot = result.site.slots.get(name)
+            if slot is not None:
+                svc.counters.count(hour, result.site.id, slot.id, None, None)
+                svc.metrics.decisions.labels("empty").inc()
+            decisions[name] = None
+            continue
+        svc.counters.count(
+            hour, result.site.id, decision.slot.id, decision.campaign.id, decision.creative.id
+        )
+        svc.metrics.decisions.labels("filled").inc()
+        decisions[name] = _decision_json(svc, result.site, decision, int(now))
+    answer: dict[str, Any] = {"site": result.site.key, "decisions": decisions}
+    if result.errors:
+        answer["errors"] = result.errors
+    return JSONBytes(orjson.dumps(answer), headers={**cors, **NO_STORE})
+
+
+def _decision_json(svc: Any, site: SiteSpec, decision: Decision, now: int) -> dict[str, Any]:
+    creative = decision.creative
+    token = svc.signer.sign(
+        TokenClaims(
+            decision.decision_id, site.id, decision.slot.id, decision.campaign.id, creative.id, now
+        )
+    )
+    base = svc.settings.base_url
+    click_url = f"{base}/v1/click/{token}"
+    return {
+        "id": decision.decision_id,
+        "campaign": decision.campaign.id,
+        "creative": creative.id,
+        "kind": creative.kind,
+        "width": creative.width,
+        "height": creative.height,
+        "html": render.with_click(creative.markup, click_url),
+        "impression_url": f"{base}/v1/imp/{token}",
+        "view_url": f"{base}/v1/view/{token}",
+        "click_url": click_url,
+    }
+
+
+def _cors_headers(request: Request, site: SiteSpec) -> dict[str, str] | None:
+    """CORS for the site's own domains; None when a browser page elsewhere asks."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return {}
+    host = (urlsplit(origin).hostname or "").lower()
+    if host not in site.domains:
+        return None
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+async def decide_preflight(request: Request) -> Response:
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": request.headers.get("origin", "*"),
+            "Access-Control-Allow-Methods": "GET, POST",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "86400",
+            "Vary": "Origin",
+        },
+    )
+
+
+async def beacon_endpoint(request: Request) -> Response:
+    """Impression and view beacons: 204 once recorded (valid or not), 4xx for a bad token."""
+    svc = services(request)
+    kind = "imp" if request.url.path.startswith("/v1/imp/") else "view"
+    state, record = _classify(request, kind, svc.settings.beacon_ttl)
+    await svc.writer.record(record)
+    svc.metrics.events.labels(kind, record.reason or "valid").inc()
+    if state is TokenState.FORGED:
+        return error(403, "this beacon's token is not valid")
+    if state is TokenState.EXPIRED:
+        return error(410, "this beacon's token has expired")
+    if request.query_params.get("img") or request.headers.get("accept", "").startswith("image/"):
+        return Response(GIF, media_type="image/gif", headers=NO_STORE)
+    return Response(status_code=204, headers=NO_STORE)
+
+
+async def click_endpoint(request: Request) -> Response:
+    """Send the reader to the creative's stored landing URL, never one from the request."""
+    svc = services(request)
+    state, record = _classify(request, "click", svc.settings.click_ttl)
+    await svc.writer.record(record)
+    svc.metrics.events.labels("click", record.reason or "valid").inc()
+    landing = (
+        None if state is TokenState.FORGED else await _landing_url(request, record.creative_id)
+    )
+    if landing is None:
+        return HTMLResponse(
+            "<!doctype html><title>Ad link not valid</title><p>This ad link is not valid. "
+            '<a href="javascript:history.back()">Go back</a></p>',
+            status_code=400 if state is TokenState.FORGED else 404,
+        )
+    return RedirectResponse(landing, status_code=302, headers=NO_STORE)
+
+
+async def _landing_url(request: Request, creative_id: int) -> str | None:
+    svc = services(request)
+    creative = svc.inventory.current.creatives.get(creative_id)
+    if creative is not None:
+        return creative.click_url
+    row = await svc.run_db(
+        lambda c: c.execute(select(Creative.click_url).where(Creative.id == creative_id)).scalar()
+    )
+    return str(row) if row else None
+
+
+def _classify(request: Request, kind: str, ttl: int) -> tuple[TokenState, EventRecord]:
+    svc = services(request)
+    now = time.time()
+    verified = svc.signer.verify(request.path_params["token"], now=int(now), ttl=ttl)
+    claims = verified.claims
+    reason: str | None = None
+    if verified.state is TokenState.FORGED:
+        reason = "forged"
+    elif verified.state is TokenState.EXPIRED:
+        reason = "expired"
+    elif traffic.is_prefetch(request.headers):
+        reason = "prefetch"
+    elif traffic.is_bot(request.headers.get("user-agent", "")):
+        reason = "bot"
+    site_id = claims.site_id if claims else 0
+    record = EventRecord.new(
+        decision_id=claims.decision_id if claims else "",
+        kind=kind,
+        at=int(now),
+        hour=svc.hour_for_site(site_id, now),
+        site_id=site_id,
+        slot_id=claims.slot_id if claims else 0,
+        campaign_id=claims.campaign_id if claims else 0,
+        creative_id=claims.creative_id if claims else 0,
+        reason=reason,
+    )
+    return verified.state, record
+
+
+async def slot_frame(request: Request) -> Response:
+    """A whole HTML document holding one slot's ad, for an <iframe> on pages without script."""
+    svc = services(request)
+    site_key = request.path_params["site"]
+    slot_name = request.path_params["slot"]
+    now = time.time()
+    user_agent = request.headers.get("user-agent", "")
+    referer = request.headers.get("referer", "")
+    try:
+        params = parse_decide(
+            request.query_params,
+            b"",
+            defaults={"site": site_key, "slots": slot_name, "url": referer},
+        )
+        result = decide(
+            svc.inventory.current,
+            DecideRequest(
+                site=params.site,
+                slots=params.slots,
+                now=now,
+                path=params.path,
+                keywords=params.keywords,
+                device=traffic.device_class(user_agent),
+                country=traffic.country(request.client.host if request.client else None),
+            ),
+            svc.rng,
+        )
+    except BadRequest as exc:
+        return HTMLResponse(f"<!doctype html><title>Bad request</title><p>{exc}", 400)
+    except UnknownSite:
+        return HTMLResponse("<!doctype html><title>Unknown site</title>", 404)
+    if result.errors:
+        return HTMLResponse("<!doctype html><title>Unknown slot</title>", 404)
+    decision = result.decisions[slot_name]
+    site = result.site
+    hour = svc.hours.hour(now, site.timezone, site.id)
+    slot = site.slots[slot_name]
+    context: dict[str, Any] = {"ad": None, "fallback": slot.fallback_html}
+    if decision is None:
+        svc.counters.count(hour, site.id, slot.id, None, None)
+    else:
+        svc.counters.count(hour, site.id, slot.id, decision.campaign.id, decision.creative.id)
+        context["ad"] = _decision_json(svc, site, decision, int(now))
+    ancestors = " ".join(
+        f"http://{d}:* https://{d}:* http://{d} https://{d}" for d in sorted(site.domains)
+    )
+    return svc.templates.TemplateResponse(
+        request,
+        "slot/frame.html",
+        context,
+        headers={**NO_STORE, "Content-Security-Policy": f"frame-ancestors 'self' {ancestors}"},
+    )
+
+
+async def asset(request: Request) -> Response:
+    """A creative's image; its URL carries a version, so browsers may keep it for a year."""
+    svc = services(request)
+    try:
+        creative_id = int(request.path_params["creative_id"])
+    except ValueError:
+        return error(404, "no such image")
+    row = await svc.run_db(
+        lambda c: c.execute(
+            select(Creative.image, Creative.image_type).where(Creative.id == creative_id)
+        ).first()
+    )
+    if row is None or row.image is None:
+        return error(404, "no such image")
+    return Response(
+        row.image,
+        media_type=row.image_type or "application/octet-stream",
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def tag_js(request: Request) -> Response:
+    tag = services(request).tag
+    if request.headers.get("if-none-match") == tag.etag:
+        return Response(status_code=304, headers=tag.headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(
+            tag.gzipped,
+            media_type="application/javascript",
+            headers={**tag.headers, "Content-Encoding": "gzip"},
+        )
+    return Response(tag.source, media_type="application/javascript", headers=tag.headers)
+
+
+routes = [
+    Route("/v1/decide", decide_endpoint, methods=["GET", "POST"], name="decide"),
+    Route("/v1/decide", decide_preflight, methods=["OPTIONS"], name="decide_preflight"),
+    Route("/v1/imp/{token}", beacon_endpoint, methods=["GET", "POST"], name="impression"),
+    Route("/v1/view/{token}", beacon_endpoint, methods=["GET", "POST"], name="view"),
+    Route("/v1/click/{token}", click_endpoint, methods=["GET"], name="click"),
+    Route("/v1/slot/{site}/{slot}.html", slot_frame, methods=["GET"], name="slot_frame"),
+    Route("/v1/asset/{creative_id}", asset, methods=["GET"], name="asset"),
+    Route("/tag.js", tag_js, methods=["GET"], name="tag"),
+]
