@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from adserver.config import Settings, SettingsError
 from adserver.db import make_engine, migrate, schema_state
 from adserver.models import ROLES, Advertiser, ApiToken, User
+from adserver.serving import DEFAULT_SERVER, SERVERS
 
 
 class UsageError(Exception):
@@ -48,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--server",
+        choices=SERVERS,
+        default=DEFAULT_SERVER,
+        help=f"the HTTP server (default {DEFAULT_SERVER}; see docs/performance.md)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="add demo data when the database has none, serve")
@@ -108,25 +115,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     _engine(settings).dispose()
-    _run_server(args.host, args.port, args.workers)
+    _run_server(args.host, args.port, args.workers, args.server)
     return 0
 
 
-def _run_server(host: str, port: int, workers: int) -> None:
-    import uvicorn
+def _run_server(host: str, port: int, workers: int, server: str = DEFAULT_SERVER) -> None:
+    from adserver.serving import run
 
-    uvicorn.run(
-        "adserver.cli:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_level="info",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    run("adserver.cli:app_from_env", host=host, port=port, workers=workers, server=server)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
