@@ -14,6 +14,7 @@ from starlette.templating import Jinja2Templates
 
 from adserver.config import Settings
 from adserver.db import make_engine, schema_state
+from adserver.periodic import Periodic
 from adserver.resources import PACKAGE_DIR, resource_dir
 from adserver.services import Services
 from adserver.web import demo, ops, serve
@@ -44,18 +45,17 @@ def create_app(settings: Settings) -> Starlette:
         app.state.services = services
         await asyncio.to_thread(services.inventory.rebuild)
         services.writer.start()
-        tasks = [
-            asyncio.create_task(services.inventory.watch(), name="inventory"),
-            asyncio.create_task(
-                services.counters.run(settings.counter_flush_interval), name="counters"
-            ),
+        refreshers = [
+            Periodic("inventory", settings.inventory_poll_interval, services.inventory.refresh),
+            Periodic("counters", settings.counter_flush_interval, services.counters.flush),
         ]
+        for refresher in refreshers:
+            refresher.start()
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for refresher in refreshers:
+                await asyncio.to_thread(refresher.stop)
             await asyncio.to_thread(services.counters.flush)
             await asyncio.to_thread(services.writer.stop)
             engine.dispose()

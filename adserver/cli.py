@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 
 from adserver.config import Settings, SettingsError
 from adserver.db import make_engine, migrate, schema_state
-from adserver.models import ROLES, Advertiser, ApiToken, User
+from adserver.models import ROLES, Advertiser, ApiToken, User, table
 from adserver.serving import DEFAULT_SERVER, SERVERS
 
 
@@ -171,7 +171,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def _advertiser_id(session: Session, name: str | None) -> int | None:
     if name is None:
         return None
-    advertiser = session.scalars(select(Advertiser).where(Advertiser.name == name)).first()
+    advertiser = session.scalars(select(Advertiser).where(table(Advertiser).c.name == name)).first()
     if advertiser is None:
         raise UsageError(f"no advertiser named {name!r}")
     assert advertiser.id is not None
@@ -196,7 +196,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         password, generated = secrets.token_urlsafe(12), True
     engine = _engine(_settings())
     with Session(engine) as session:
-        if session.scalars(select(User).where(User.email == args.email)).first():
+        if session.scalars(select(User).where(table(User).c.email == args.email)).first():
             raise UsageError(f"a user {args.email!r} exists already")
         session.add(
             User(

@@ -7,7 +7,6 @@ written per request. Billable figures come only from recorded events.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections import Counter
@@ -60,12 +59,6 @@ class DeliveryCounters:
             with self._lock:
                 self._requests.update(requests)
                 self._served.update(served)
-
-    async def run(self, interval: float) -> None:
-        """Flush every ``interval`` seconds until cancelled."""
-        while True:
-            await asyncio.sleep(interval)
-            await asyncio.to_thread(self.flush)
 
 
 def _row(key: Key, **counts: int) -> dict[str, int]:

@@ -31,10 +31,11 @@ from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
-from adserver.models import Event
+from adserver.models import Event, table
 
 log = logging.getLogger(__name__)
 
+EVENTS = table(Event)
 INVALID_REASONS = ("bot", "duplicate", "expired", "forged", "no-impression", "prefetch")
 
 
@@ -221,7 +222,9 @@ class EventWriter:
     def _replay_records(self, records: list[EventRecord]) -> None:
         with self._engine.begin() as connection:
             present = set(
-                connection.scalars(select(Event.id).where(Event.id.in_([r.id for r in records])))
+                connection.scalars(
+                    select(EVENTS.c.id).where(EVENTS.c.id.in_([r.id for r in records]))
+                )
             )
             store(connection, self._insert, [r for r in records if r.id not in present])
 
@@ -272,7 +275,7 @@ def store(connection: Connection, dialect_insert: Any, records: list[EventRecord
                 dialect_insert(Event)
                 .values(fresh)
                 .on_conflict_do_nothing(index_elements=["dedup_key"])
-                .returning(Event.dedup_key)
+                .returning(EVENTS.c.dedup_key)
             )
         )
         for row in fresh:
@@ -292,7 +295,9 @@ def _mark_missing_impressions(connection: Connection, candidates: list[dict[str,
     missing = wanted - in_group
     if missing:
         found = set(
-            connection.scalars(select(Event.dedup_key).where(Event.dedup_key.in_(sorted(missing))))
+            connection.scalars(
+                select(EVENTS.c.dedup_key).where(EVENTS.c.dedup_key.in_(sorted(missing)))
+            )
         )
         missing -= found
     for row in candidates:

@@ -9,9 +9,7 @@ stay current.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
-import logging
 import re
 import time
 from collections import defaultdict
@@ -33,9 +31,15 @@ from adserver.decide import (
     Snapshot,
     Targeting,
 )
-from adserver.models import Campaign, CampaignDelivery, CampaignSlot, Creative, Site, Slot
-
-log = logging.getLogger(__name__)
+from adserver.models import (
+    Campaign,
+    CampaignDelivery,
+    CampaignSlot,
+    Creative,
+    Site,
+    Slot,
+    table,
+)
 
 
 def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snapshot:
@@ -45,26 +49,16 @@ def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snap
     slots = connection.execute(select(Slot)).all()
     campaigns = {
         row.id: row
-        for row in connection.execute(select(Campaign).where(Campaign.status == "active")).all()
+        for row in connection.execute(
+            select(Campaign).where(table(Campaign).c.status == "active")
+        ).all()
     }
     delivery = {row.campaign_id: row for row in connection.execute(select(CampaignDelivery)).all()}
+    creative = table(Creative)
     creative_rows = connection.execute(
-        select(
-            Creative.id,
-            Creative.campaign_id,
-            Creative.kind,
-            Creative.width,
-            Creative.height,
-            Creative.weight,
-            Creative.click_url,
-            Creative.name,
-            Creative.html,
-            Creative.title,
-            Creative.body,
-            Creative.cta,
-            Creative.image_type,
-            Creative.updated_at,
-        ).where(Creative.status == "active")
+        select(*(column for column in creative.c if column.name != "image")).where(
+            creative.c.status == "active"
+        )
     ).all()
     creatives: dict[int, CreativeSpec] = {}
     by_campaign: dict[int, list[CreativeSpec]] = defaultdict(list)
@@ -76,7 +70,7 @@ def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snap
         by_campaign[spec.campaign_id].append(spec)
     assignments: dict[int, list[int]] = defaultdict(list)
     for slot_id, campaign_id in connection.execute(
-        select(CampaignSlot.slot_id, CampaignSlot.campaign_id)
+        select(table(CampaignSlot).c.slot_id, table(CampaignSlot).c.campaign_id)
     ).all():
         if campaign_id in campaigns and by_campaign.get(campaign_id):
             assignments[slot_id].append(campaign_id)
@@ -212,12 +206,9 @@ def _lower_set(values: Iterable[str] | None) -> frozenset[str]:
 class Inventory:
     """Holds the current snapshot; ``current`` is a plain attribute read, never a lock."""
 
-    def __init__(
-        self, engine: Engine, *, base_url: str, poll_interval: float = 1.0, max_age: float = 30.0
-    ) -> None:
+    def __init__(self, engine: Engine, *, base_url: str, max_age: float = 30.0) -> None:
         self._engine = engine
         self._base_url = base_url
-        self._poll_interval = poll_interval
         self._max_age = max_age
         self._built_at = 0.0
         self.current = Snapshot.empty()
@@ -237,12 +228,7 @@ class Inventory:
         with self._engine.connect() as connection:
             return inventory_version(connection) != self.current.version
 
-    async def watch(self) -> None:
-        """Rebuild whenever the data changes; runs until cancelled."""
-        while True:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                if await asyncio.to_thread(self._stale):
-                    await asyncio.to_thread(self.rebuild)
-            except Exception:
-                log.exception("inventory refresh failed; keeping the previous snapshot")
+    def refresh(self) -> None:
+        """Rebuild if the data changed or the snapshot is old; the periodic refresher's work."""
+        if self._stale():
+            self.rebuild()

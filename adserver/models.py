@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    Table,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -22,6 +31,11 @@ ROTATIONS = ("even", "weighted", "ctr")
 CREATIVE_KINDS = ("image", "html", "text")
 EVENT_KINDS = ("imp", "view", "click")
 ROLES = ("admin", "advertiser")
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core table behind a model, for typed column expressions in queries."""
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
 
 
 def utcnow() -> datetime:

@@ -79,9 +79,7 @@ class Services:
             engine=engine,
             templates=templates,
             metrics=metrics,
-            inventory=Inventory(
-                engine, base_url=settings.base_url, poll_interval=settings.inventory_poll_interval
-            ),
+            inventory=Inventory(engine, base_url=settings.base_url),
             writer=writer,
             counters=DeliveryCounters(engine),
             signer=TokenSigner(settings.secret_key),

@@ -78,6 +78,7 @@ def _slots(value: Any) -> tuple[SlotRequest, ...]:
         raise BadRequest(f"at most {MAX_SLOTS} slots per request")
     slots = []
     for item in value:
+        name: Any
         if isinstance(item, str):
             name, sizes = item, None
         elif isinstance(item, dict):

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from adserver import render, traffic
 from adserver.decide import DecideRequest, Decision, SiteSpec, UnknownSite, decide
 from adserver.events import EventRecord
-from adserver.models import Creative
+from adserver.models import Creative, table
 from adserver.tokens import TokenClaims, TokenState
 from adserver.web.common import JSONBytes, error, services
 from adserver.web.decide_params import BadRequest, parse_decide
@@ -24,6 +24,7 @@ GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
+CREATIVES = table(Creative)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -161,7 +162,9 @@ async def _landing_url(request: Request, creative_id: int) -> str | None:
     if creative is not None:
         return creative.click_url
     row = await svc.run_db(
-        lambda c: c.execute(select(Creative.click_url).where(Creative.id == creative_id)).scalar()
+        lambda c: c.execute(
+            select(CREATIVES.c.click_url).where(CREATIVES.c.id == creative_id)
+        ).scalar()
     )
     return str(row) if row else None
 
@@ -258,7 +261,7 @@ async def asset(request: Request) -> Response:
         return error(404, "no such image")
     row = await svc.run_db(
         lambda c: c.execute(
-            select(Creative.image, Creative.image_type).where(Creative.id == creative_id)
+            select(CREATIVES.c.image, CREATIVES.c.image_type).where(CREATIVES.c.id == creative_id)
         ).first()
     )
     if row is None or row.image is None:
