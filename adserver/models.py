@@ -149,6 +149,8 @@ class Creative(SQLModel, table=True):
 
 
 class User(SQLModel, table=True):
+    __tablename__ = "app_user"  # "user" is a reserved word in PostgreSQL
+
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(unique=True)
     role: str = "advertiser"

@@ -204,7 +204,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_slot_site_name", ["site_id", "name"], unique=True)
 
     op.create_table(
-        "user",
+        "app_user",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("email", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -268,7 +268,7 @@ def downgrade() -> None:
 
     op.drop_table("creative")
     op.drop_table("campaign_slot")
-    op.drop_table("user")
+    op.drop_table("app_user")
     with op.batch_alter_table("slot", schema=None) as batch_op:
         batch_op.drop_index("ix_slot_site_name")
 
