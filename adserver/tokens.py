@@ -69,7 +69,9 @@ class TokenSigner:
             raw = base64.urlsafe_b64decode(token.encode("ascii"))
         except (binascii.Error, UnicodeEncodeError, ValueError):
             return Verified(TokenState.FORGED, None)
-        if len(raw) != _LAYOUT.size + _MAC_BYTES:
+        # Only the one canonical spelling verifies: base64 decoding alone skips stray
+        # characters, ignores what follows padding and the unused bits of the last character.
+        if len(raw) != _LAYOUT.size + _MAC_BYTES or base64.urlsafe_b64encode(raw) != token.encode():
             return Verified(TokenState.FORGED, None)
         payload, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
         if not hmac.compare_digest(mac, self._mac(payload)):
