@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import secrets
 import sys
@@ -13,9 +12,10 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 from starlette.applications import Starlette
 
+from adserver.auth import create_api_token
 from adserver.config import Settings, SettingsError
 from adserver.db import make_engine, migrate, schema_state
-from adserver.models import ROLES, Advertiser, ApiToken, User, table
+from adserver.models import ROLES, Advertiser, User, table
 from adserver.serving import DEFAULT_SERVER, SERVERS
 
 
@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     token_create.add_argument("name")
     token_create.add_argument("--advertiser", help="limit the token to this advertiser's stats")
     token_create.set_defaults(handler=cmd_token_create)
+
+    commands.add_parser("tally", help="roll new events into the statistics now").set_defaults(
+        handler=cmd_tally
+    )
+    commands.add_parser(
+        "scheduler", help="run only the scheduled jobs, until SIGTERM or Ctrl-C"
+    ).set_defaults(handler=cmd_scheduler)
     return parser
 
 
@@ -215,19 +222,42 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     engine = _engine(_settings())
-    token = "ads_" + secrets.token_urlsafe(32)
-    with Session(engine) as session:
-        session.add(
-            ApiToken(
-                name=args.name,
-                token_hash=hashlib.sha256(token.encode()).hexdigest(),
-                advertiser_id=_advertiser_id(session, args.advertiser),
+    try:
+        with Session(engine) as session:
+            advertiser_id = _advertiser_id(session, args.advertiser)
+            token = create_api_token(
+                session.connection(), name=args.name, advertiser_id=advertiser_id
             )
-        )
-        session.commit()
+            session.commit()
+    finally:
+        engine.dispose()
     scope = f"advertiser {args.advertiser}" if args.advertiser else "admin"
     print(f"created {scope} token {args.name!r}; it is shown once, keep it safe:")
     print(token)
+    return 0
+
+
+def cmd_tally(args: argparse.Namespace) -> int:
+    from adserver.tally import run_tally
+
+    engine = _engine(_settings())
+    try:
+        count = run_tally(engine)
+    finally:
+        engine.dispose()
+    print(f"rolled up {count} events")
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from adserver.scheduler import run_until_signalled
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        run_until_signalled(engine, settings)
+    finally:
+        engine.dispose()
     return 0
 
 
