@@ -89,6 +89,7 @@ def test_unknown_site_is_404(live_server: LiveServer, slots: dict[str, int]) -> 
         answer = client.get("/v1/decide", params={"site": "elsewhere", "slots": "top"})
     assert answer.status_code == 404
     assert answer.json() == {"error": "unknown site 'elsewhere'"}
+    assert answer.headers["access-control-allow-origin"] == "*"  # the tag can read why
 
 
 @pytest.mark.parametrize(

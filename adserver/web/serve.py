@@ -26,6 +26,8 @@ GIF = (
 )
 CREATIVES = table(Creative)
 NO_STORE = {"Cache-Control": "no-store"}
+#: Errors that reveal nothing about a site are readable from any page, so the tag can log them.
+OPEN_CORS = {"Access-Control-Allow-Origin": "*"}
 
 
 async def decide_endpoint(request: Request) -> Response:
@@ -34,7 +36,7 @@ async def decide_endpoint(request: Request) -> Response:
         body = await request.body() if request.method == "POST" else b""
         params = parse_decide(request.query_params, body)
     except BadRequest as exc:
-        return error(400, str(exc))
+        return error(400, str(exc), OPEN_CORS)
     now = time.time()
     user_agent = request.headers.get("user-agent", "")
     decide_request = DecideRequest(
@@ -50,7 +52,7 @@ async def decide_endpoint(request: Request) -> Response:
     try:
         result = decide(svc.inventory.current, decide_request, svc.rng)
     except UnknownSite:
-        return error(404, f"unknown site {params.site!r}")
+        return error(404, f"unknown site {params.site!r}", OPEN_CORS)
     cors = _cors_headers(request, result.site)
     if cors is None:
         return error(403, "this page's origin is not one of the site's domains")
