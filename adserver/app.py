@@ -17,7 +17,7 @@ from adserver.db import make_engine, schema_state
 from adserver.periodic import Periodic
 from adserver.resources import PACKAGE_DIR, resource_dir
 from adserver.services import Services
-from adserver.web import demo, ops, serve
+from adserver.web import api, demo, ops, serve
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             *serve.routes,
             *ops.routes,
+            *api.routes,
             *demo.routes,
             Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
         ],
