@@ -16,6 +16,7 @@ from adserver.config import Settings
 from adserver.db import make_engine, schema_state
 from adserver.periodic import Periodic
 from adserver.resources import PACKAGE_DIR, resource_dir
+from adserver.scheduler import JobScheduler, default_jobs
 from adserver.services import Services
 from adserver.web import api, demo, ops, serve
 
@@ -51,9 +52,16 @@ def create_app(settings: Settings) -> Starlette:
         ]
         for refresher in refreshers:
             refresher.start()
+        if settings.scheduler:
+            services.scheduler = JobScheduler(
+                engine, default_jobs(engine, settings), metrics=services.metrics
+            )
+            services.scheduler.start()
         try:
             yield
         finally:
+            if services.scheduler is not None:
+                await asyncio.to_thread(services.scheduler.shutdown)
             for refresher in refreshers:
                 await asyncio.to_thread(refresher.stop)
             await asyncio.to_thread(services.counters.flush)

@@ -22,6 +22,7 @@ from adserver.hourly import UTC_ZONE, HourCache
 from adserver.inventory import Inventory
 from adserver.metrics import Metrics
 from adserver.resources import PACKAGE_DIR
+from adserver.scheduler import JobScheduler
 from adserver.tokens import TokenSigner
 
 T = TypeVar("T")
@@ -62,6 +63,8 @@ class Services:
     rng: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
     hours: HourCache = field(default_factory=HourCache)
     started_at: float = field(default_factory=time.time)
+    #: Set by the lifespan when this process runs the scheduled jobs (ADSERVER_SCHEDULER=on).
+    scheduler: JobScheduler | None = None
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine, templates: Jinja2Templates) -> Services:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adserver.scheduler import scheduler_health
 from adserver.web.common import JSONBytes, services
 
 
@@ -33,6 +35,9 @@ async def healthz(request: Request) -> Response:
             "creatives": len(snapshot.creatives),
         },
         "uptime_seconds": round(time.time() - svc.started_at, 1),
+        "scheduler": await asyncio.to_thread(
+            scheduler_health, svc.engine, svc.scheduler, time.time()
+        ),
     }
     return JSONBytes(
         orjson.dumps(body),
