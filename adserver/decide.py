@@ -26,6 +26,8 @@ CAP_WINDOWS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
 FLUID = "fluid"
 
 T = TypeVar("T")
+#: One priority tier of a slot: campaigns with the creatives that fit it.
+Tier = tuple[tuple["CampaignSpec", tuple["CreativeSpec", ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,14 @@ class Targeting:
     countries: frozenset[str] = frozenset()
     days: frozenset[int] = frozenset()
     hours: frozenset[int] = frozenset()
+    #: False when nothing is targeted, so most campaigns skip the checks entirely.
+    constrained: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sets = (self.keywords, self.exclude_keywords, self.devices, self.countries)
+        constrained = self.paths is not None or self.exclude_paths is not None
+        constrained = constrained or any(sets) or bool(self.days or self.hours)
+        object.__setattr__(self, "constrained", constrained)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +94,12 @@ class SlotSpec:
     #: Campaigns assigned to the slot, grouped by tier, highest priority first.
     tiers: tuple[tuple[CampaignSpec, ...], ...]
     fallback_html: str | None = None
+    #: ``tiers`` again, each campaign paired with its creatives that fit the slot's sizes (and
+    #: left out if none does): worked out once here rather than on every decision.
+    fitting: tuple[Tier, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fitting", _fitting_tiers(self.tiers, self.sizes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,17 +191,12 @@ def decide(snapshot: Snapshot, request: DecideRequest, rng: random.Random) -> De
 def _decide_slot(
     slot: SlotSpec, wanted: SlotRequest, context: _Context, rng: random.Random
 ) -> Decision | None:
-    sizes = slot.sizes if wanted.sizes is None else _allowed_sizes(slot.sizes, wanted.sizes)
-    if not sizes:
-        return None
-    for tier in slot.tiers:
-        eligible: list[tuple[CampaignSpec, list[CreativeSpec]]] = []
-        for campaign in tier:
-            if not _eligible(campaign, context, rng):
-                continue
-            fitting = [c for c in campaign.creatives if _fits(c, sizes)]
-            if fitting:
-                eligible.append((campaign, fitting))
+    if wanted.sizes is None:
+        tiers = slot.fitting
+    else:
+        tiers = _fitting_tiers(slot.tiers, _allowed_sizes(slot.sizes, wanted.sizes))
+    for tier in tiers:
+        eligible = [pair for pair in tier if _eligible(pair[0], context, rng)]
         if eligible:
             campaign, fitting = _draw(eligible, [c.weight for c, _ in eligible], rng)
             creative = _rotate(campaign, fitting, rng)
@@ -204,13 +215,31 @@ def _fits(creative: CreativeSpec, sizes: tuple[str, ...]) -> bool:
     return creative.size == FLUID or FLUID in sizes or creative.size in sizes
 
 
+def _fitting_tiers(
+    tiers: tuple[tuple[CampaignSpec, ...], ...], sizes: tuple[str, ...]
+) -> tuple[Tier, ...]:
+    """Each campaign with its creatives that fit ``sizes``; campaigns with none left out."""
+    if not sizes:
+        return ()
+    fitting = []
+    for tier in tiers:
+        pairs = []
+        for campaign in tier:
+            creatives = tuple(c for c in campaign.creatives if _fits(c, sizes))
+            if creatives:
+                pairs.append((campaign, creatives))
+        if pairs:
+            fitting.append(tuple(pairs))
+    return tuple(fitting)
+
+
 def _eligible(campaign: CampaignSpec, context: _Context, rng: random.Random) -> bool:
     request = context.request
     if campaign.starts_at is not None and request.now < campaign.starts_at:
         return False
     if campaign.ends_at is not None and request.now >= campaign.ends_at:
         return False
-    if not _targeted(campaign.targeting, context):
+    if campaign.targeting.constrained and not _targeted(campaign.targeting, context):
         return False
     if campaign.fc_count is not None and _capped(campaign, request):
         return False
@@ -251,7 +280,7 @@ def _capped(campaign: CampaignSpec, request: DecideRequest) -> bool:
 
 
 def _rotate(
-    campaign: CampaignSpec, fitting: list[CreativeSpec], rng: random.Random
+    campaign: CampaignSpec, fitting: Sequence[CreativeSpec], rng: random.Random
 ) -> CreativeSpec:
     if len(fitting) == 1:
         return fitting[0]
