@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,13 @@ class EventRecord:
     @classmethod
     def new(cls, **fields: Any) -> EventRecord:
         return cls(id=secrets.token_urlsafe(16), **fields)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (``dataclasses.asdict`` deep-copies: ten times slower)."""
+        return {name: getattr(self, name) for name in _RECORD_FIELDS}
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(EventRecord))
 
 
 @dataclass(slots=True)
@@ -249,7 +256,7 @@ def store(connection: Connection, dialect_insert: Any, records: list[EventRecord
     rows: list[dict[str, Any]] = []
     candidates: list[dict[str, Any]] = []
     for record in records:
-        row = asdict(record)
+        row = record.as_dict()
         reason = row.pop("reason")
         row.update(valid=reason is None, reason=reason, dedup_key=None)
         if reason is None:
@@ -270,12 +277,15 @@ def store(connection: Connection, dialect_insert: Any, records: list[EventRecord
             seen.add(row["dedup_key"])
             fresh.append(row)
     if fresh:
+        # One statement executed for all rows: SQLAlchemy compiles it once and batches the rows
+        # into multi-row INSERTs itself ("insertmanyvalues"), where .values(fresh) would compile
+        # a new statement for every group, about half a millisecond per event.
         inserted = set(
             connection.scalars(
                 dialect_insert(Event)
-                .values(fresh)
                 .on_conflict_do_nothing(index_elements=["dedup_key"])
-                .returning(EVENTS.c.dedup_key)
+                .returning(EVENTS.c.dedup_key),
+                fresh,
             )
         )
         for row in fresh:
@@ -341,7 +351,7 @@ class Spool:
         return self._depth
 
     def append(self, records: Iterable[EventRecord]) -> None:
-        data = b"".join(json.dumps(asdict(r)).encode() + b"\n" for r in records)
+        data = b"".join(json.dumps(r.as_dict()).encode() + b"\n" for r in records)
         with self._lock:
             self._file.write(data)
             self._file.flush()
