@@ -225,15 +225,21 @@ class EventWriter:
         except DBAPIError as exc:
             self.database_ok = False
             log.info("spool replay deferred, database still unavailable: %s", exc)
+        except Exception:  # the writer thread must outlive any replay failure
+            log.exception("spool replay failed; it will be tried again")
 
     def _replay_records(self, records: list[EventRecord]) -> None:
+        # In groups no bigger than a flush: a long outage spools more events than one statement
+        # may carry parameters (65,535 on PostgreSQL), and such a replay would never succeed.
         with self._engine.begin() as connection:
-            present = set(
-                connection.scalars(
-                    select(EVENTS.c.id).where(EVENTS.c.id.in_([r.id for r in records]))
+            for start in range(0, len(records), self._max_events):
+                group = records[start : start + self._max_events]
+                present = set(
+                    connection.scalars(
+                        select(EVENTS.c.id).where(EVENTS.c.id.in_([r.id for r in group]))
+                    )
                 )
-            )
-            store(connection, self._insert, [r for r in records if r.id not in present])
+                store(connection, self._insert, [r for r in group if r.id not in present])
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

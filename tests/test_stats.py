@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from adserver.hourly import add_hourly, add_invalid, local_hour_start
 from adserver.models import Site, table
+from adserver.tally import run_tally
 from tests.conftest import LiveServer
 from tests.seed import add_campaign, add_creative, add_site, add_slot, publish
 from tests.test_auth import cli_token
@@ -460,7 +461,6 @@ def test_beacons_tallied_show_up_exactly(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """End to end: decisions, beacons (some invalid), the tally, then /v1/stats."""
-    run_tally = pytest.importorskip("adserver.tally").run_tally
     with Session(engine) as session:
         site = add_site(session, key="news", timezone="Asia/Kolkata")
         top = add_slot(session, site, "top", ["728x90"])
