@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,15 @@ def test_batches_of_any_size_add_up_to_the_same(engine: Engine) -> None:
         batches = connection.execute(text("SELECT count(DISTINCT tally_batch) FROM event")).scalar()
     assert pending == 0
     assert batches == 4
+
+
+def test_concurrent_tallies_never_count_an_event_twice(engine: Engine) -> None:
+    cpm = place(engine, pricing="cpm", price_micros=1_000_000)
+    record(engine, [cpm.event(f"d{n}", "imp", at=AT + n) for n in range(2000)])
+    with ThreadPoolExecutor(4) as pool:
+        counts = list(pool.map(lambda _: run_tally(engine, batch_size=37), range(4)))
+    assert sum(counts) == 2000
+    assert sum(row["impressions"] for row in hourly(engine).values()) == 2000
 
 
 def test_spend_cpc_bills_valid_clicks_and_house_nothing(engine: Engine) -> None:
