@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
@@ -99,15 +100,20 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-def _engine(settings: Settings) -> Engine:
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[Engine]:
+    """An engine on an up-to-date schema, disposed of afterwards (no pooled connection left)."""
     engine = make_engine(settings.database_url)
-    current, head = schema_state(engine)
-    if current != head:
-        raise UsageError(
-            f"the database schema is at {current or 'nothing'}, this adserver needs {head}: "
-            "run `adserver migrate` first"
-        )
-    return engine
+    try:
+        current, head = schema_state(engine)
+        if current != head:
+            raise UsageError(
+                f"the database schema is at {current or 'nothing'}, this adserver needs {head}: "
+                "run `adserver migrate` first"
+            )
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _check_port(port: int) -> None:
@@ -121,7 +127,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_port(args.port)
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    _engine(settings).dispose()
+    with _database(settings):
+        pass
     _run_server(args.host, args.port, args.workers, args.server)
     return 0
 
@@ -201,8 +208,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         generated = False
     else:
         password, generated = secrets.token_urlsafe(12), True
-    engine = _engine(_settings())
-    with Session(engine) as session:
+    with _database(_settings()) as engine, Session(engine) as session:
         if session.scalars(select(User).where(table(User).c.email == args.email)).first():
             raise UsageError(f"a user {args.email!r} exists already")
         session.add(
@@ -221,16 +227,10 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    engine = _engine(_settings())
-    try:
-        with Session(engine) as session:
-            advertiser_id = _advertiser_id(session, args.advertiser)
-            token = create_api_token(
-                session.connection(), name=args.name, advertiser_id=advertiser_id
-            )
-            session.commit()
-    finally:
-        engine.dispose()
+    with _database(_settings()) as engine, Session(engine) as session:
+        advertiser_id = _advertiser_id(session, args.advertiser)
+        token = create_api_token(session.connection(), name=args.name, advertiser_id=advertiser_id)
+        session.commit()
     scope = f"advertiser {args.advertiser}" if args.advertiser else "admin"
     print(f"created {scope} token {args.name!r}; it is shown once, keep it safe:")
     print(token)
@@ -240,11 +240,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_tally(args: argparse.Namespace) -> int:
     from adserver.tally import run_tally
 
-    engine = _engine(_settings())
-    try:
+    with _database(_settings()) as engine:
         count = run_tally(engine)
-    finally:
-        engine.dispose()
     print(f"rolled up {count} events")
     return 0
 
@@ -253,11 +250,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from adserver.scheduler import run_until_signalled
 
     settings = _settings()
-    engine = _engine(settings)
-    try:
+    with _database(settings) as engine:
         run_until_signalled(engine, settings)
-    finally:
-        engine.dispose()
     return 0
 
 

@@ -25,7 +25,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # A database host that drops packets must not hold beacons for minutes: fail fast and spool.
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3}, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

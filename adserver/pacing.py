@@ -42,10 +42,11 @@ def throttle(campaign: Any, delivery: Any | None, now: float, zone: ZoneInfo) ->
     if end <= start or now <= start:
         return 1.0
     elapsed = min(1.0, (now - start) / (end - start))
-    target = float(campaign.goal_total) * elapsed
+    target: float = campaign.goal_total * elapsed
     if delivered <= target:
         return 1.0
-    return max(MIN_THROTTLE, (target / float(delivered)) ** 4)
+    ahead = target / delivered
+    return max(MIN_THROTTLE, ahead * ahead * ahead * ahead)
 
 
 def _goal_figure(kind: str | None, impressions: int, clicks: int) -> int:
