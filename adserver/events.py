@@ -101,7 +101,8 @@ class EventWriter:
 
     @property
     def spool_depth(self) -> int:
-        return self._spool.depth()
+        """Events waiting in the spool folder: ours, and any a dead process left behind."""
+        return self._spool.depth() + self._spool.others_depth()
 
     def start(self) -> None:
         self._spool.open()
@@ -328,8 +329,8 @@ def _invalidate(row: dict[str, Any], reason: str) -> None:
 class Spool:
     """An append-only file of events the database could not take yet, one JSON line each.
 
-    Each process owns ``events-PID.spool`` under an exclusive lock; a spool whose lock is free
-    was left by a process that died, and any writer adopts and replays it.
+    Each process owns ``events-PID-RANDOM.spool`` under an exclusive lock; a spool whose lock is
+    free was left by a process that died, and any writer adopts and replays it.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -363,6 +364,16 @@ class Spool:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._depth += data.count(b"\n")
+
+    def others_depth(self) -> int:
+        """Events in other processes' spool files (a crashed one's, until it is adopted)."""
+        depth = 0
+        for path in self.orphans():
+            try:
+                depth += path.read_bytes().count(b"\n")
+            except FileNotFoundError:
+                continue  # adopted and removed meanwhile
+        return depth
 
     def orphans(self) -> list[Path]:
         return [p for p in self._directory.glob("events-*.spool") if p != self._path]

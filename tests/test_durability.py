@@ -401,6 +401,7 @@ def test_a_spool_bigger_than_one_statement_is_replayed(engine: Engine, tmp_path:
     lines = b"".join(json.dumps(asdict(r)).encode() + b"\n" for r in records)
     (spool / "events-1-dead.spool").write_bytes(lines + b'{"torn": ')
     writer = EventWriter(engine, spool_dir=spool)
+    assert writer.spool_depth == 12_000  # /healthz counts a dead process's spool too
     writer.start()
     try:
         wait_for(
@@ -415,6 +416,7 @@ def test_a_spool_bigger_than_one_statement_is_replayed(engine: Engine, tmp_path:
             seconds=60,
             what="the second spool to be replayed",
         )
+        assert writer.spool_depth == 0
     finally:
         writer.stop()
     with engine.connect() as connection:
