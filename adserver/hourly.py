@@ -69,6 +69,9 @@ def add_hourly(connection: Connection, rows: Iterable[Mapping[str, int]]) -> Non
     if not rows:
         return
     columns = [c for c in COUNTERS if any(c in row for row in rows)]
+    # Sorted by key, so concurrent upserts (counters from several processes, the tally) lock
+    # shared rows in one order and cannot deadlock on PostgreSQL.
+    rows.sort(key=lambda row: tuple(row[k] for k in STAT_KEY))
     values = [{**{c: 0 for c in columns}, **row} for row in rows]
     statement = _insert_for(connection)(HourlyStat)
     statement = statement.on_conflict_do_update(
