@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
 
+from adserver import hourly
 from adserver.events import INVALID_REASONS
 from adserver.hourly import UTC_ZONE
 from adserver.models import (
@@ -38,17 +39,8 @@ from adserver.models import (
 DIMENSIONS = ("hour", "day", "site", "slot", "advertiser", "campaign", "creative")
 FORMATS = ("json", "csv")
 DEFAULT_BY = ("day",)
-#: Counters summed from ``hourly_stat``, in output order.
-COUNTERS = (
-    "requests",
-    "served",
-    "impressions",
-    "viewable",
-    "clicks",
-    "invalid_impressions",
-    "invalid_views",
-    "invalid_clicks",
-)
+#: Counters summed from ``hourly_stat``, in output order (spend is shown as money, apart).
+COUNTERS = tuple(c for c in hourly.COUNTERS if c != "spend_nanos")
 #: Figures only an admin sees: they belong to the publisher's slots, not to an advertiser.
 DELIVERY_COUNTS = ("requests", "served")
 
