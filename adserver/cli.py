@@ -140,31 +140,37 @@ def _run_server(host: str, port: int, workers: int, server: str = DEFAULT_SERVER
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from adserver.demo import add_demo_data
+    from adserver.demo import DEMO_LOGINS, add_demo_data
 
     _check_port(args.port)
-    settings = _settings()
     if not os.environ.get("ADSERVER_SECRET_KEY"):
         os.environ["ADSERVER_SECRET_KEY"] = secrets.token_urlsafe(32)
     if not os.environ.get("ADSERVER_BASE_URL"):
         os.environ["ADSERVER_BASE_URL"] = f"http://127.0.0.1:{args.port}"
     settings = _settings()
-    migrate(settings.database_url)
     engine = make_engine(settings.database_url)
-    info = add_demo_data(engine, base_url=settings.base_url)
-    engine.dispose()
+    try:
+        before, head = schema_state(engine)
+        migrate(settings.database_url)
+        info = add_demo_data(engine, base_url=settings.base_url)
+    finally:
+        engine.dispose()
     base = settings.base_url
     print("adserver demo")
     print(
         f"  database: {settings.database_url}"
         + ("  (demo data added)" if info else "  (had data already; left as it was)")
     )
+    print(
+        f"  schema:   migrated from {before or 'nothing'} to {head}"
+        if before != head
+        else f"  schema:   up to date ({head})"
+    )
     print(f"  demo article: {base}/demo/")
     print(f"  the tag:      {base}/tag.js")
     print(f"  health:       {base}/healthz")
-    if info is not None:
-        for login in info.logins:
-            print(f"  login: {login.email} / {login.password} ({login.role})")
+    for login in info.logins if info is not None else DEMO_LOGINS:
+        print(f"  login: {login.email} / {login.password} ({login.role})")
     print("  Open the demo article: three slots fill with ads; their impressions, views and")
     print("  clicks are recorded. Stop with Ctrl-C.")
     sys.stdout.flush()

@@ -77,6 +77,12 @@ class DemoLogin:
     password: str
 
 
+DEMO_LOGINS = (
+    DemoLogin("admin", ADMIN_EMAIL, ADMIN_PASSWORD),
+    DemoLogin("advertiser", ADVERTISER_EMAIL, ADVERTISER_PASSWORD),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class DemoInfo:
     site_key: str
@@ -266,13 +272,9 @@ def _add_creatives(session: Session, *, campaign_id: int, creatives: list[Creati
 
 def _new_logins(session: Session) -> tuple[DemoLogin, ...]:
     """The demo logins whose e-mail has no user yet (an existing user is left as it is)."""
-    logins = (
-        DemoLogin("admin", ADMIN_EMAIL, ADMIN_PASSWORD),
-        DemoLogin("advertiser", ADVERTISER_EMAIL, ADVERTISER_PASSWORD),
-    )
-    emails = [login.email for login in logins]
+    emails = [login.email for login in DEMO_LOGINS]
     taken = set(session.exec(select(User.email).where(col(User.email).in_(emails))))
-    return tuple(login for login in logins if login.email not in taken)
+    return tuple(login for login in DEMO_LOGINS if login.email not in taken)
 
 
 def _landing(base_url: str, advertiser: DemoAdvertiser) -> str:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import text
@@ -116,3 +120,68 @@ def test_user_add_checks_role_and_advertiser(env: str, capsys: pytest.CaptureFix
     assert "needs --advertiser" in capsys.readouterr().err
     assert main(["user", "add", "not-an-email", "--role", "admin"]) == 2
     assert "is not an e-mail address" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_demo(workdir: Path, port: int) -> tuple[str, int]:
+    """`adserver demo` as `make run` starts it, in an empty folder with no settings at all;
+    returns what it printed and its exit code once it has served the demo and been stopped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADSERVER_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adserver.cli", "demo", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the demo server did not come up"
+                time.sleep(0.1)
+        article = httpx.get(f"{base}/demo/")
+        assert article.status_code == 200
+        assert f'src="{base}/tag.js" data-site="demo"' in article.text
+        answer = httpx.get(
+            f"{base}/v1/decide", params={"site": "demo", "slots": "top-of-post,below-post,ads-area"}
+        ).json()
+        assert all(answer["decisions"][slot] for slot in ("top-of-post", "below-post", "ads-area"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+    return out, process.returncode
+
+
+def test_demo_serves_the_article_on_the_default_database(tmp_path: Path) -> None:
+    port = free_port()
+    first, code = serve_demo(tmp_path, port)
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught, as a service should.
+    assert code == -signal.SIGTERM
+    assert "Application shutdown complete." in first
+    assert (tmp_path / "adserver.db").exists()  # the default ./adserver.db
+    assert "(demo data added)" in first
+    assert "schema:   migrated from nothing to" in first
+    assert f"demo article: http://127.0.0.1:{port}/demo/" in first
+    assert "login: admin@example.com / demo-admin (admin)" in first
+
+    again, code = serve_demo(tmp_path, port)
+    assert code == -signal.SIGTERM
+    assert "(had data already; left as it was)" in again
+    assert "schema:   up to date" in again
+    assert "login: advertiser@example.com / demo-advertiser (advertiser)" in again
+    engine = make_engine(f"sqlite:///{tmp_path / 'adserver.db'}")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM site")).scalar() == 1
+    engine.dispose()
