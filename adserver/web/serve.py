@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from sqlalchemy import select
@@ -34,7 +34,7 @@ async def decide_endpoint(request: Request) -> Response:
     svc = services(request)
     try:
         body = await request.body() if request.method == "POST" else b""
-        params = parse_decide(request.query_params, body)
+        params = parse_decide(_query(request), body)
     except BadRequest as exc:
         return error(400, str(exc), OPEN_CORS)
     now = time.time()
@@ -58,23 +58,35 @@ async def decide_endpoint(request: Request) -> Response:
         return error(403, "this page's origin is not one of the site's domains")
     hour = svc.hours.hour(now, result.site.timezone, result.site.id)
     decisions: dict[str, Any] = {}
+    filled = empty = 0
     for name, decision in result.decisions.items():
         if decision is None:
             slot = result.site.slots.get(name)
             if slot is not None:
                 svc.counters.count(hour, result.site.id, slot.id, None, None)
-                svc.metrics.decisions.labels("empty").inc()
+                empty += 1
             decisions[name] = None
             continue
         svc.counters.count(
             hour, result.site.id, decision.slot.id, decision.campaign.id, decision.creative.id
         )
-        svc.metrics.decisions.labels("filled").inc()
+        filled += 1
         decisions[name] = _decision_json(svc, result.site, decision, int(now))
+    if filled:
+        svc.metrics.decisions.labels("filled").inc(filled)
+    if empty:
+        svc.metrics.decisions.labels("empty").inc(empty)
     answer: dict[str, Any] = {"site": result.site.key, "decisions": decisions}
     if result.errors:
         answer["errors"] = result.errors
     return JSONBytes(orjson.dumps(answer), headers={**cors, **NO_STORE})
+
+
+def _query(request: Request) -> dict[str, str]:
+    """The query string as a plain dict, the last of a repeated name winning as in Starlette's
+    ``request.query_params``, whose multi-dict costs a third of the parsing on this hot path."""
+    query = request.scope["query_string"].decode("latin-1")
+    return dict(parse_qsl(query, keep_blank_values=True))
 
 
 def _decision_json(svc: Any, site: SiteSpec, decision: Decision, now: int) -> dict[str, Any]:
