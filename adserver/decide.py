@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 
 from adserver.tokens import new_decision_id
 
+#: ``ctr`` rotation shows a creative drawn evenly this often (exploring), else the best so far.
+CTR_EXPLORE = 0.1
 TIER_RANK = {"sponsorship": 0, "standard": 1, "price": 2, "house": 3}
 CAP_WINDOWS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
 FLUID = "fluid"
@@ -41,8 +43,10 @@ class CreativeSpec:
     #: "WxH", or "fluid" for a creative that adapts to any slot (width or height 0).
     size: str
     click_url: str
-    #: Markup with ``{click}`` standing for the (attribute-escaped) click URL; see render.py.
+    #: Markup with ``%%CLICK_URL%%`` standing for the decision's click URL; see render.py.
     markup: str
+    #: Smoothed click-through rate so far, for ``ctr`` rotation (see ``smoothed_ctr``).
+    ctr: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +290,17 @@ def _rotate(
         return fitting[0]
     if campaign.rotation == "even":
         return fitting[rng.randrange(len(fitting))]
+    if campaign.rotation == "ctr":
+        if rng.random() < CTR_EXPLORE:
+            return fitting[rng.randrange(len(fitting))]
+        return max(fitting, key=lambda c: c.ctr)
     return _draw(fitting, [c.weight for c in fitting], rng)
+
+
+def smoothed_ctr(impressions: int, clicks: int) -> float:
+    """Clicks per impression with a prior of 1 click in 100 impressions, so a creative with
+    little delivery is neither written off nor crowned on a lucky click."""
+    return (clicks + 1) / (impressions + 100)
 
 
 def _draw(items: Sequence[T], weights: Sequence[int], rng: random.Random) -> T:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from adserver import pacing, render
 from adserver.db import inventory_version
@@ -30,12 +30,14 @@ from adserver.decide import (
     SlotSpec,
     Snapshot,
     Targeting,
+    smoothed_ctr,
 )
 from adserver.models import (
     Campaign,
     CampaignDelivery,
     CampaignSlot,
     Creative,
+    HourlyStat,
     Site,
     Slot,
     table,
@@ -60,12 +62,15 @@ def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snap
             creative.c.status == "active"
         )
     ).all()
+    performance = _creative_performance(
+        connection, [c.id for c in campaigns.values() if c.rotation == "ctr"]
+    )
     creatives: dict[int, CreativeSpec] = {}
     by_campaign: dict[int, list[CreativeSpec]] = defaultdict(list)
     for row in creative_rows:
         if row.campaign_id not in campaigns:
             continue
-        spec = _creative_spec(row, base_url)
+        spec = _creative_spec(row, base_url, smoothed_ctr(*performance.get(row.id, (0, 0))))
         creatives[spec.id] = spec
         by_campaign[spec.campaign_id].append(spec)
     assignments: dict[int, list[int]] = defaultdict(list)
@@ -117,7 +122,22 @@ def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snap
     )
 
 
-def _creative_spec(row: Any, base_url: str) -> CreativeSpec:
+def _creative_performance(
+    connection: Connection, campaign_ids: list[int]
+) -> dict[int, tuple[int, int]]:
+    """Valid impressions and clicks per creative, for the campaigns that rotate by CTR."""
+    if not campaign_ids:
+        return {}
+    stats = table(HourlyStat)
+    rows = connection.execute(
+        select(stats.c.creative_id, func.sum(stats.c.impressions), func.sum(stats.c.clicks))
+        .where(stats.c.campaign_id.in_(campaign_ids))
+        .group_by(stats.c.creative_id)
+    )
+    return {int(creative): (int(imps or 0), int(clicks or 0)) for creative, imps, clicks in rows}
+
+
+def _creative_spec(row: Any, base_url: str, ctr: float) -> CreativeSpec:
     version = int(row.updated_at.timestamp()) if row.updated_at else 0
     image_url = render.asset_url(base_url, row.id, version) if row.image_type else None
     if row.kind == "html":
@@ -141,6 +161,7 @@ def _creative_spec(row: Any, base_url: str) -> CreativeSpec:
         size="fluid" if fluid else f"{row.width}x{row.height}",
         click_url=row.click_url,
         markup=markup,
+        ctr=ctr,
     )
 
 

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adserver.decide import (
+    CTR_EXPLORE,
     TIER_RANK,
     CampaignSpec,
     CreativeSpec,
@@ -36,6 +37,7 @@ from adserver.decide import (
     Targeting,
     UnknownSite,
     decide,
+    smoothed_ctr,
 )
 from adserver.inventory import compile_targeting
 
@@ -266,7 +268,24 @@ def test_weighted_rotation_shows_creatives_by_weight() -> None:
     assert counts[11] / DRAWS == pytest.approx(0.75, abs=TOLERANCE)
 
 
-@pytest.mark.parametrize("rotation", ["even", "weighted"])
+def test_ctr_rotation_mostly_shows_the_best_creative_and_keeps_exploring() -> None:
+    best = dataclasses.replace(creative(11, weight=1), ctr=smoothed_ctr(1000, 30))
+    worse = dataclasses.replace(creative(12, weight=9), ctr=smoothed_ctr(1000, 5))
+    snap = snapshot(slot(campaign(1, rotation="ctr", creatives=(worse, best))))
+    counts = tally(snap, request(), by_creative)
+    # The best always when exploiting (90%), and half the exploring draws (5%); weights ignored.
+    expected = 1 - CTR_EXPLORE / 2
+    assert counts[11] / DRAWS == pytest.approx(expected, abs=TOLERANCE)
+    assert counts[12] > 0
+
+
+def test_smoothed_ctr_neither_crowns_a_lucky_click_nor_writes_off_a_new_creative() -> None:
+    assert smoothed_ctr(0, 0) == pytest.approx(0.01)
+    assert smoothed_ctr(1, 1) < smoothed_ctr(10_000, 300)  # 1 in 1 is luck; 3% of 10,000 is not
+    assert smoothed_ctr(10_000, 0) < smoothed_ctr(0, 0)
+
+
+@pytest.mark.parametrize("rotation", ["even", "weighted", "ctr"])
 def test_rotation_only_draws_creatives_that_fit_the_slot(rotation: str) -> None:
     creatives = (creative(11, size="300x250", weight=100), creative(12, size="728x90"))
     snap = snapshot(slot(campaign(1, rotation=rotation, creatives=creatives)))

@@ -27,6 +27,7 @@ from adserver.decide import (
     SlotRequest,
     Snapshot,
     decide,
+    smoothed_ctr,
 )
 from adserver.inventory import build_snapshot, compile_targeting
 from adserver.models import (
@@ -35,6 +36,7 @@ from adserver.models import (
     CampaignDelivery,
     CampaignSlot,
     Creative,
+    HourlyStat,
     Site,
     Slot,
 )
@@ -199,6 +201,27 @@ def test_a_campaign_that_met_its_goal_is_left_out(session: Session) -> None:
     running = make_campaign(session, slots=[slot], goal_kind="impressions", goal_total=1000)
     make_delivery(session, campaign=running, impressions=999)
     assert campaigns_in(snapshot_of(session)) == [pk(running)]
+
+
+def test_ctr_rotation_carries_each_creatives_smoothed_ctr_from_the_statistics(
+    session: Session,
+) -> None:
+    site = make_site(session)
+    slot = make_slot(session, site=site)
+    campaign = make_campaign(session, slots=[slot], rotation="ctr", with_creative=False)
+    good = make_creative(session, campaign=campaign, name="good")
+    fresh = make_creative(session, campaign=campaign, name="fresh")
+    hour = {"site_id": pk(site), "slot_id": pk(slot), "campaign_id": pk(campaign)}
+    for at, impressions, clicks in ((1_790_000_000, 600, 20), (1_790_003_600, 400, 10)):
+        _add(
+            session,
+            HourlyStat(
+                hour=at, creative_id=pk(good), impressions=impressions, clicks=clicks, **hour
+            ),
+        )
+    specs = {c.id: c for c in only_campaign(snapshot_of(session)).creatives}
+    assert specs[pk(good)].ctr == pytest.approx(smoothed_ctr(1000, 30))
+    assert specs[pk(fresh)].ctr == pytest.approx(smoothed_ctr(0, 0))
 
 
 def test_an_even_paced_campaign_ahead_of_schedule_is_throttled(session: Session) -> None:
