@@ -139,7 +139,7 @@ async def decide_preflight(request: Request) -> Response:
 async def beacon_endpoint(request: Request) -> Response:
     """Impression and view beacons: 204 once recorded (valid or not), 4xx for a bad token."""
     svc = services(request)
-    kind = "imp" if request.url.path.startswith("/v1/imp/") else "view"
+    kind = "imp" if request.scope["path"].startswith("/v1/imp/") else "view"
     state, record = _classify(request, kind, svc.settings.beacon_ttl)
     await svc.writer.record(record)
     svc.metrics.events.labels(kind, record.reason or "valid").inc()
@@ -147,7 +147,7 @@ async def beacon_endpoint(request: Request) -> Response:
         return error(403, "this beacon's token is not valid")
     if state is TokenState.EXPIRED:
         return error(410, "this beacon's token has expired")
-    if request.query_params.get("img") or request.headers.get("accept", "").startswith("image/"):
+    if _query(request).get("img") or request.headers.get("accept", "").startswith("image/"):
         return Response(GIF, media_type="image/gif", headers=NO_STORE)
     return Response(status_code=204, headers=NO_STORE)
 
