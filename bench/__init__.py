@@ -1,0 +1,1 @@
+"""Benchmarks: adserver's hot paths against a bare Starlette baseline (``python -m bench``)."""
