@@ -174,7 +174,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("  Open the demo article: three slots fill with ads; their impressions, views and")
     print("  clicks are recorded. Stop with Ctrl-C.")
     sys.stdout.flush()
-    _run_server(args.host, args.port, 1)
+    # One process, in the foreground: uvicorn, whose log says when shutdown has completed.
+    _run_server(args.host, args.port, 1, "uvicorn")
     return 0
 
 
