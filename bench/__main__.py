@@ -27,7 +27,7 @@ from adserver.serving import DEFAULT_SERVER, SERVERS
 from bench import cases, inproc, load, report, robust, servers
 from bench.fixture import Fixture, generate
 
-CASES = ("pure", "tally", "decide", "tag", "imp", "edits", "workers", "rss", "robust")
+CASES = ("pure", "tally", "decide", "tag", "imp", "edits", "workers", "rss", "robust", "versus")
 POSTGRES = "postgres@127.0.0.1:5432"
 
 
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             in_process(run, chosen, dbs, figures, quick=args.quick)
             for name in server_names:
                 figures["servers"][name] = over_http(run, chosen, dbs, name)
+            if "versus" in chosen and set(SERVERS) <= set(server_names):
+                figures["granian_vs_uvicorn"] = granian_vs_uvicorn(run, dbs)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -262,6 +264,36 @@ def over_http(run: cases.Run, chosen: list[str], dbs: Databases, server: str) ->
             result = robust.check(server, workers, workdir=wd, env=adserver_env(run, ""), run=run)
             run.log(f"[{server}] robustness, {workers} worker(s): {result}")
             out["robustness"].append(result)
+    return out
+
+
+def granian_vs_uvicorn(run: cases.Run, dbs: Databases) -> dict[str, Any]:
+    """adserver under granian against adserver under uvicorn, run after run (same core)."""
+    run.log("adserver under granian vs under uvicorn, alternated")
+    out: dict[str, Any] = {}
+    env = adserver_env(run, dbs.urls["sqlite"])
+    with (
+        servers.running(
+            "versus-uvicorn", servers.adserver_command("uvicorn", 1), env=env, workdir=run.workdir
+        ) as on_uvicorn,
+        servers.running(
+            "versus-granian", servers.adserver_command("granian", 1), env=env, workdir=run.workdir
+        ) as on_granian,
+    ):
+        decide_paths = cases.decide_paths(run, dbs.fixtures["sqlite"])
+        out["decide"] = cases.compare(
+            run, "decide granian/uvicorn", on_granian, on_uvicorn, lambda label: decide_paths
+        )
+        fixture = dbs.fixtures["sqlite"]
+        out["imp_sqlite"] = cases.compare(
+            run,
+            "imp granian/uvicorn",
+            on_granian,
+            on_uvicorn,
+            lambda label: cases.imp_paths(
+                run, fixture, int(40_000 * run.duration), f"versus-{label}"
+            ),
+        )
     return out
 
 

@@ -227,6 +227,19 @@ def table(figures: dict[str, Any], servers: list[str]) -> str:
                     "",
                 )
             )
+    for key, label in (("decide", "decide, 3 slots"), ("imp_sqlite", "imp, SQLite")):
+        case = figures.get("granian_vs_uvicorn", {}).get(key)
+        if case:
+            rows.append(
+                (
+                    f"[granian vs uvicorn] {label}",
+                    f"{case['rps']:,.0f}",
+                    f"{case['p50_ms']:.2f}",
+                    f"{case['p99_ms']:.2f}",
+                    f"{case['peak_rss_mb']:.0f}",
+                    f"{case['ratio_rps']:.2f}x of uvicorn's {case['baseline']['rps']:,.0f}",
+                )
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
