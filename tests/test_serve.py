@@ -315,3 +315,13 @@ def test_healthz_reports_database_and_inventory(
     assert body["database"] == "ok"
     assert body["inventory"]["sites"] == 1
     assert body["spool_depth"] == 0
+
+
+def test_slot_frame_errors_never_echo_markup(
+    live_server: LiveServer, slots: dict[str, int]
+) -> None:
+    with live_server.client() as client:
+        answer = client.get("/v1/slot/news/<img src=x onerror=alert(1)>.html")
+    assert answer.status_code == 400
+    assert "<img" not in answer.text  # escaped, never markup
+    assert "&lt;img src=x onerror=alert(1)&gt;" in answer.text

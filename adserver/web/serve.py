@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from html import escape
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -18,7 +19,7 @@ from adserver.events import EventRecord
 from adserver.models import Creative, table
 from adserver.tokens import TokenClaims, TokenState
 from adserver.web.common import JSONBytes, error, services
-from adserver.web.decide_params import BadRequest, parse_decide
+from adserver.web.decide_params import BadRequest, DecideParams, parse_decide
 
 GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
@@ -38,19 +39,8 @@ async def decide_endpoint(request: Request) -> Response:
     except BadRequest as exc:
         return error(400, str(exc), OPEN_CORS)
     now = time.time()
-    user_agent = request.headers.get("user-agent", "")
-    decide_request = DecideRequest(
-        site=params.site,
-        slots=params.slots,
-        now=now,
-        path=params.path,
-        keywords=params.keywords,
-        device=traffic.device_class(user_agent),
-        country=traffic.country(request.client.host if request.client else None),
-        frequency=params.frequency,
-    )
     try:
-        result = decide(svc.inventory.current, decide_request, svc.rng)
+        result = decide(svc.inventory.current, _decide_request(request, params, now), svc.rng)
     except UnknownSite:
         return error(404, f"unknown site {params.site!r}", OPEN_CORS)
     cors = _cors_headers(request, result.site)
@@ -110,6 +100,20 @@ def _decision_json(svc: Any, site: SiteSpec, decision: Decision, now: int) -> di
         "view_url": f"{base}/v1/view/{token}",
         "click_url": click_url,
     }
+
+
+def _decide_request(request: Request, params: DecideParams, now: float) -> DecideRequest:
+    """The engine's view of a request: parameters plus what the headers say of the reader."""
+    return DecideRequest(
+        site=params.site,
+        slots=params.slots,
+        now=now,
+        path=params.path,
+        keywords=params.keywords,
+        device=traffic.device_class(request.headers.get("user-agent", "")),
+        country=traffic.country(request.client.host if request.client else None),
+        frequency=params.frequency,
+    )
 
 
 def _cors_headers(request: Request, site: SiteSpec) -> dict[str, str] | None:
@@ -218,7 +222,6 @@ async def slot_frame(request: Request) -> Response:
     site_key = request.path_params["site"]
     slot_name = request.path_params["slot"]
     now = time.time()
-    user_agent = request.headers.get("user-agent", "")
     referer = request.headers.get("referer", "")
     try:
         params = parse_decide(
@@ -226,21 +229,9 @@ async def slot_frame(request: Request) -> Response:
             b"",
             defaults={"site": site_key, "slots": slot_name, "url": referer},
         )
-        result = decide(
-            svc.inventory.current,
-            DecideRequest(
-                site=params.site,
-                slots=params.slots,
-                now=now,
-                path=params.path,
-                keywords=params.keywords,
-                device=traffic.device_class(user_agent),
-                country=traffic.country(request.client.host if request.client else None),
-            ),
-            svc.rng,
-        )
+        result = decide(svc.inventory.current, _decide_request(request, params, now), svc.rng)
     except BadRequest as exc:
-        return HTMLResponse(f"<!doctype html><title>Bad request</title><p>{exc}", 400)
+        return HTMLResponse(f"<!doctype html><title>Bad request</title><p>{escape(str(exc))}", 400)
     except UnknownSite:
         return HTMLResponse("<!doctype html><title>Unknown site</title>", 404)
     if result.errors:
