@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from sqlalchemy import Engine, text
 from adserver.db import bump_inventory_version
 from adserver.demo import add_demo_data
 from tests.conftest import BROWSER_UA, LiveServer
+from tests.waiting import wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 SLOTS = ("top-of-post", "below-post", "ads-area")
@@ -73,15 +73,6 @@ def page(browser: Browser) -> Iterator[Page]:
     page = context.new_page()
     yield page
     context.close()
-
-
-def wait_for(condition: Callable[[], object], *, seconds: float = 10.0) -> None:
-    """Poll a condition on the server side until it holds or the deadline passes."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.05)
 
 
 def valid_events(engine: Engine, kind: str) -> int:

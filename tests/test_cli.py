@@ -6,10 +6,8 @@ import hashlib
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ from sqlalchemy import text
 from adserver.cli import main
 from adserver.db import make_engine
 from tests.conftest import SECRET
+from tests.waiting import free_port, wait_healthy
 
 
 @pytest.fixture
@@ -122,12 +121,6 @@ def test_user_add_checks_role_and_advertiser(env: str, capsys: pytest.CaptureFix
     assert "is not an e-mail address" in capsys.readouterr().err
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve_demo(workdir: Path, port: int) -> tuple[str, int]:
     """`adserver demo` as `make run` starts it, in an empty folder with no settings at all;
     returns what it printed and its exit code once it has served the demo and been stopped."""
@@ -142,15 +135,7 @@ def serve_demo(workdir: Path, port: int) -> tuple[str, int]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the demo server did not come up"
-                time.sleep(0.1)
+        assert wait_healthy(process, base).status_code == 200
         article = httpx.get(f"{base}/demo/")
         assert article.status_code == 200
         assert f'src="{base}/tag.js" data-site="demo"' in article.text

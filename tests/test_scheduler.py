@@ -8,9 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -21,18 +21,9 @@ from adserver.metrics import Metrics
 from adserver.scheduler import Job, JobScheduler, scheduler_health
 from tests.conftest import SECRET, postgres_database, start_server
 from tests.placements import place, record
+from tests.waiting import wait_for
 
-T = TypeVar("T")
 PERIOD = 1_800_000_000  # a multiple of 60: the start of a one-minute period
-
-
-def wait_for(condition: Callable[[], T], what: str, timeout: float = 60.0) -> T:
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return result
 
 
 def job_runs(engine: Engine, job: str) -> list[tuple[int, str, bool | None, str | None]]:

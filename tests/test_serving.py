@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,14 +16,9 @@ from adserver.db import make_engine
 from adserver.serving import DEFAULT_SERVER, SERVERS
 from tests.conftest import BROWSER_UA, SECRET
 from tests.seed import three_slot_site
+from tests.waiting import free_port, wait_healthy
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_granian_is_the_default() -> None:
@@ -58,15 +51,7 @@ def test_serve_runs_the_lifespan_and_stops_gracefully(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                health = httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.1)
+        health = wait_healthy(process, base)
         assert health.status_code == 200
         assert health.json()["inventory"]["sites"] == 1  # the lifespan built the snapshot
         with httpx.Client(base_url=base, headers={"User-Agent": BROWSER_UA}) as client:
