@@ -82,8 +82,9 @@ def add_hourly(connection: Connection, rows: Iterable[Mapping[str, int]]) -> Non
 
 
 def add_invalid(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Add invalid-event counts per hour, kind and reason (one upsert, executemany)."""
-    rows = list(rows)
+    """Add invalid-event counts per hour, kind and reason (one upsert, executemany), in key
+    order like ``add_hourly`` so concurrent writers cannot deadlock."""
+    rows = sorted(rows, key=lambda row: (*(row[k] for k in STAT_KEY), row["kind"], row["reason"]))
     if not rows:
         return
     statement = _insert_for(connection)(InvalidStat)

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from adserver.hourly import STAT_KEY
+from adserver.hourly import STAT_KEY, add_invalid
 from adserver.models import Campaign, FlatBooking, Site, table
 
 DEFAULT_BATCH_SIZE = 50_000
@@ -86,27 +86,22 @@ _INDEX = {kind_valid: _SLOT[column] for kind_valid, column in COUNTER_FOR.items(
 _IMPRESSIONS, _CLICKS, _SPEND = _SLOT["impressions"], _SLOT["clicks"], _SLOT["spend_nanos"]
 
 
-def _upserts(placeholder: str) -> tuple[str, str]:
-    """The two upserts, run once per row by the driver's executemany. (SQLAlchemy's multi-row
-    VALUES compiles a new statement per call and its per-row parameter handling costs more than
-    the upsert itself for the thousands of rows a batch can have.)"""
+def _hourly_upsert(placeholder: str) -> str:
+    """The hourly upsert, run once per row by the driver's executemany: SQLAlchemy's per-row
+    parameter handling costs more than the upsert itself for the thousands of rows a batch can
+    have. (Invalid-event rows are few; they go through ``hourly.add_invalid``.)"""
     keys = ", ".join(STAT_KEY)
-    hourly = (
+    return (
         f"INSERT INTO hourly_stat ({keys}, {', '.join(ADDED)}, requests, served) "
         f"VALUES ({', '.join([placeholder] * (len(STAT_KEY) + len(ADDED)))}, 0, 0) "
         f"ON CONFLICT ({keys}) DO UPDATE SET "
         + ", ".join(f"{c} = hourly_stat.{c} + excluded.{c}" for c in ADDED)
     )
-    invalid = (
-        f"INSERT INTO invalid_stat ({keys}, kind, reason, count) "
-        f"VALUES ({', '.join([placeholder] * (len(STAT_KEY) + 3))}) "
-        f"ON CONFLICT ({keys}, kind, reason) DO UPDATE SET "
-        "count = invalid_stat.count + excluded.count"
-    )
-    return hourly, invalid
 
 
-_UPSERTS = {"qmark": _upserts("?"), "format": _upserts("%s"), "pyformat": _upserts("%s")}
+_HOURLY_UPSERT = {
+    p: _hourly_upsert("?" if p == "qmark" else "%s") for p in ("qmark", "format", "pyformat")
+}
 
 
 def run_tally(engine: Engine, *, batch_size: int = DEFAULT_BATCH_SIZE) -> int:
@@ -173,16 +168,18 @@ def _add_groups(connection: Connection, groups: Sequence[Any]) -> None:
         if not valid:
             invalid[(key, kind, reason or "unknown")] += n
     _add_spend(connection, hourly)
-    upsert_hourly, upsert_invalid = _UPSERTS[connection.dialect.paramstyle]
     # Sorted, so concurrent upserts of overlapping rows lock them in one order (no deadlock).
     connection.exec_driver_sql(
-        upsert_hourly, [(*key, *counts) for key, counts in sorted(hourly.items())]
+        _HOURLY_UPSERT[connection.dialect.paramstyle],
+        [(*key, *counts) for key, counts in sorted(hourly.items())],
     )
-    if invalid:
-        connection.exec_driver_sql(
-            upsert_invalid,
-            [(*key, kind, reason, n) for (key, kind, reason), n in sorted(invalid.items())],
-        )
+    add_invalid(
+        connection,
+        [
+            {**dict(zip(STAT_KEY, key, strict=True)), "kind": kind, "reason": reason, "count": n}
+            for (key, kind, reason), n in invalid.items()
+        ],
+    )
 
 
 def _add_spend(connection: Connection, hourly: dict[Key, list[int]]) -> None:
