@@ -8,9 +8,12 @@ which decision it was for, so the event can be recorded as invalid with its reas
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import random
 import re
 import string
+import struct
 from collections.abc import Callable
 
 import pytest
@@ -65,6 +68,43 @@ def test_a_token_is_url_safe(signer: TokenSigner) -> None:
 def test_tokens_for_different_decisions_differ(signer: TokenSigner) -> None:
     other = claims(decision_id=new_decision_id(random.Random(2).randbytes(12)))
     assert signer.sign(claims()) != signer.sign(other)
+
+
+def version_1_token(values: TokenClaims, secret: str = SECRET) -> str:
+    """A token as adserver signed them before version 2: HMAC-SHA256, truncated to 16 bytes."""
+    key = hashlib.sha256(b"adserver-event-token:" + secret.encode()).digest()
+    payload = struct.pack(
+        ">B12sIIIII",
+        1,
+        base64.urlsafe_b64decode(values.decision_id),
+        values.site_id,
+        values.slot_id,
+        values.campaign_id,
+        values.creative_id,
+        values.issued_at,
+    )
+    mac = hmac.new(key, payload, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(payload + mac).decode()
+
+
+def test_a_token_signed_before_the_upgrade_to_version_2_still_verifies(
+    signer: TokenSigner,
+) -> None:
+    # Beacons and clicks in flight across an upgrade keep counting until their tokens expire.
+    token = version_1_token(claims())
+    assert signer.verify(token, now=ISSUED, ttl=TTL) == Verified(TokenState.VALID, claims())
+
+
+def test_a_version_1_token_with_another_secret_is_forged(signer: TokenSigner) -> None:
+    token = version_1_token(claims(), secret="another-secret")
+    assert signer.verify(token, now=ISSUED, ttl=TTL) == forged()
+
+
+def test_a_token_of_an_unknown_version_is_forged(signer: TokenSigner) -> None:
+    raw = bytearray(base64.urlsafe_b64decode(signer.sign(claims())))
+    raw[0] = 3
+    token = base64.urlsafe_b64encode(bytes(raw)).decode()
+    assert signer.verify(token, now=ISSUED, ttl=TTL) == forged()
 
 
 # --- forgery ----------------------------------------------------------------------------------
