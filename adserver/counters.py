@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterable
 
 from sqlalchemy import Engine
 
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 #: (hour, site_id, slot_id, campaign_id, creative_id)
 Key = tuple[int, int, int, int, int]
+#: (slot_id, campaign_id, creative_id): one slot that asked; the ids are None when it got nothing.
+Served = tuple[int, int | None, int | None]
 
 
 class DeliveryCounters:
@@ -28,19 +31,13 @@ class DeliveryCounters:
         self._served: Counter[Key] = Counter()
         self._lock = threading.Lock()
 
-    def count(
-        self,
-        hour: int,
-        site_id: int,
-        slot_id: int,
-        campaign_id: int | None,
-        creative_id: int | None,
-    ) -> None:
-        """One slot asked; ``campaign_id`` is None when it got no creative."""
+    def count(self, hour: int, site_id: int, slots: Iterable[Served]) -> None:
+        """The slots of one request, each with what it got; one lock for them all."""
         with self._lock:
-            self._requests[(hour, site_id, slot_id, 0, 0)] += 1
-            if campaign_id is not None and creative_id is not None:
-                self._served[(hour, site_id, slot_id, campaign_id, creative_id)] += 1
+            for slot_id, campaign_id, creative_id in slots:
+                self._requests[(hour, site_id, slot_id, 0, 0)] += 1
+                if campaign_id is not None and creative_id is not None:
+                    self._served[(hour, site_id, slot_id, campaign_id, creative_id)] += 1
 
     def flush(self) -> None:
         """Write what has been counted; on failure keep it for the next flush."""

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from adserver.tokens import new_decision_id
@@ -47,6 +47,8 @@ class CreativeSpec:
     markup: str
     #: Smoothed click-through rate so far, for ``ctr`` rotation (see ``smoothed_ctr``).
     ctr: float = 0.0
+    #: The answer's JSON for this creative, rendered ahead by ``render.answer_template``.
+    answer: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,20 @@ class CampaignSpec:
     fc_per: str | None = None
     #: Probability of taking part in a decision: 1.0 normally, less when even pacing throttles.
     throttle: float = 1.0
+    #: The flight as bounds that always compare (-inf and inf for an open end).
+    opens: float = field(init=False, repr=False, compare=False)
+    closes: float = field(init=False, repr=False, compare=False)
+    #: True when targeting, a cap or the throttle may turn the campaign away within its flight;
+    #: most campaigns have none of them and skip those checks.
+    gated: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        opens = float("-inf") if self.starts_at is None else self.starts_at
+        closes = float("inf") if self.ends_at is None else self.ends_at
+        gated = self.targeting.constrained or self.fc_count is not None or self.throttle < 1.0
+        object.__setattr__(self, "opens", opens)
+        object.__setattr__(self, "closes", closes)
+        object.__setattr__(self, "gated", gated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +163,18 @@ class DecideRequest:
     frequency: Mapping[int, Sequence[float]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    decision_id: str
+class Decision(NamedTuple):
+    """One slot's choice; a named tuple, as the engine makes one per slot per request."""
+
+    #: 12 random bytes; ``decision_id`` is their URL-safe spelling.
+    raw_id: bytes
     slot: SlotSpec
     campaign: CampaignSpec
     creative: CreativeSpec
+
+    @property
+    def decision_id(self) -> str:
+        return new_decision_id(self.raw_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +188,20 @@ class UnknownSite(LookupError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
 class _Context:
-    request: DecideRequest
-    weekday: int
-    hour: int
+    """The request, with the site-local time worked out only if day or hour targeting asks."""
+
+    __slots__ = ("_local", "request", "zone")
+
+    def __init__(self, request: DecideRequest, zone: ZoneInfo) -> None:
+        self.request = request
+        self.zone = zone
+        self._local: datetime | None = None
+
+    def local(self) -> datetime:
+        if self._local is None:
+            self._local = datetime.fromtimestamp(self.request.now, UTC).astimezone(self.zone)
+        return self._local
 
 
 def decide(snapshot: Snapshot, request: DecideRequest, rng: random.Random) -> DecideResult:
@@ -178,8 +209,7 @@ def decide(snapshot: Snapshot, request: DecideRequest, rng: random.Random) -> De
     site = snapshot.sites.get(request.site)
     if site is None:
         raise UnknownSite(request.site)
-    local = datetime.fromtimestamp(request.now, UTC).astimezone(site.timezone)
-    context = _Context(request, local.weekday(), local.hour)
+    context = _Context(request, site.timezone)
     decisions: dict[str, Decision | None] = {}
     errors: list[str] = []
     for wanted in request.slots:
@@ -199,12 +229,22 @@ def _decide_slot(
         tiers = slot.fitting
     else:
         tiers = _fitting_tiers(slot.tiers, _allowed_sizes(slot.sizes, wanted.sizes))
+    now = context.request.now
     for tier in tiers:
-        eligible = [pair for pair in tier if _eligible(pair[0], context, rng)]
+        eligible = [
+            pair
+            for pair in tier
+            if pair[0].opens <= now < pair[0].closes
+            and (not pair[0].gated or _passes_gates(pair[0], context, rng))
+        ]
         if eligible:
-            campaign, fitting = _draw(eligible, [c.weight for c, _ in eligible], rng)
+            campaign, fitting = (
+                eligible[0]
+                if len(eligible) == 1
+                else _draw(eligible, [c.weight for c, _ in eligible], rng)
+            )
             creative = _rotate(campaign, fitting, rng)
-            return Decision(new_decision_id(rng.randbytes(12)), slot, campaign, creative)
+            return Decision(rng.randbytes(12), slot, campaign, creative)
     return None
 
 
@@ -237,12 +277,9 @@ def _fitting_tiers(
     return tuple(fitting)
 
 
-def _eligible(campaign: CampaignSpec, context: _Context, rng: random.Random) -> bool:
+def _passes_gates(campaign: CampaignSpec, context: _Context, rng: random.Random) -> bool:
+    """Targeting, frequency cap and throttle, for a campaign within its flight."""
     request = context.request
-    if campaign.starts_at is not None and request.now < campaign.starts_at:
-        return False
-    if campaign.ends_at is not None and request.now >= campaign.ends_at:
-        return False
     if campaign.targeting.constrained and not _targeted(campaign.targeting, context):
         return False
     if campaign.fc_count is not None and _capped(campaign, request):
@@ -264,9 +301,9 @@ def _targeted(targeting: Targeting, context: _Context) -> bool:
         return False
     if targeting.countries and request.country not in targeting.countries:
         return False
-    if targeting.days and context.weekday not in targeting.days:
+    if targeting.days and context.local().weekday() not in targeting.days:
         return False
-    return not targeting.hours or context.hour in targeting.hours
+    return not targeting.hours or context.local().hour in targeting.hours
 
 
 def _capped(campaign: CampaignSpec, request: DecideRequest) -> bool:

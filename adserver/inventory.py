@@ -151,6 +151,15 @@ def _creative_spec(row: Any, base_url: str, ctr: float) -> CreativeSpec:
             image_url=image_url or "", width=row.width, height=row.height, alt=row.name
         )
     fluid = not row.width or not row.height
+    answer = render.answer_template(
+        base_url=base_url,
+        campaign_id=row.campaign_id,
+        creative_id=row.id,
+        kind=row.kind,
+        width=row.width,
+        height=row.height,
+        markup=markup,
+    )
     return CreativeSpec(
         id=row.id,
         campaign_id=row.campaign_id,
@@ -162,6 +171,7 @@ def _creative_spec(row: Any, base_url: str, ctr: float) -> CreativeSpec:
         click_url=row.click_url,
         markup=markup,
         ctr=ctr,
+        answer=answer,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -45,6 +46,18 @@ class Metrics:
             ["job", "outcome"],
             registry=self.registry,
         )
+
+        self.filled = self.decisions.labels("filled")
+        self.empty = self.decisions.labels("empty")
+        self._events: dict[tuple[str, str], Any] = {}
+
+    def count_event(self, kind: str, reason: str | None) -> None:
+        """One event received; the labelled child is looked up once, not on every request."""
+        key = (kind, reason or "valid")
+        child = self._events.get(key)
+        if child is None:
+            child = self._events[key] = self.events.labels(*key)
+        child.inc()
 
     def observe_group(self, size: int, seconds: float) -> None:
         self.group_size.observe(size)

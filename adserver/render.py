@@ -1,4 +1,5 @@
-"""Creative markup, built once per snapshot so a decision only substitutes its click URL.
+"""Creative markup and decision answers, built once per snapshot so a decision only splices in
+its own id and token.
 
 Image and text creatives become inline markup (a sponsored, noopener link); an HTML creative is
 passed through as written, for the tag to place in a sandboxed iframe, never in the page itself.
@@ -7,10 +8,18 @@ passed through as written, for the tag to place in a sandboxed iframe, never in 
 
 from __future__ import annotations
 
+import secrets
 from html import escape
+
+import orjson
 
 CLICK_MACRO = "%%CLICK_URL%%"
 LINK_ATTRS = f'href="{CLICK_MACRO}" target="_blank" rel="sponsored noopener"'
+#: Stand-ins for a decision's id and token in an answer rendered ahead. They are random per
+#: process, so no creative's text can contain them, and made of characters that neither HTML
+#: nor JSON escaping changes.
+ID_MARK = ("i" + secrets.token_hex(12)).encode()
+TOKEN_MARK = ("t" + secrets.token_hex(12)).encode()
 
 
 def asset_url(base_url: str, creative_id: int, version: int) -> str:
@@ -38,3 +47,38 @@ def text_markup(*, title: str, body: str, cta: str, image_url: str | None) -> st
 def with_click(markup: str, click_url: str) -> str:
     """The creative's markup for one decision."""
     return markup.replace(CLICK_MACRO, escape(click_url))
+
+
+def answer_template(
+    *,
+    base_url: str,
+    campaign_id: int,
+    creative_id: int,
+    kind: str,
+    width: int,
+    height: int,
+    markup: str,
+) -> bytes:
+    """One creative's decision as the JSON /v1/decide answers, with marks for the decision's
+    id and token (see ``fill``)."""
+    token = TOKEN_MARK.decode()
+    click_url = f"{base_url}/v1/click/{token}"
+    return orjson.dumps(
+        {
+            "id": ID_MARK.decode(),
+            "campaign": campaign_id,
+            "creative": creative_id,
+            "kind": kind,
+            "width": width,
+            "height": height,
+            "html": with_click(markup, click_url),
+            "impression_url": f"{base_url}/v1/imp/{token}",
+            "view_url": f"{base_url}/v1/view/{token}",
+            "click_url": click_url,
+        }
+    )
+
+
+def fill(template: bytes, decision_id: bytes, token: bytes) -> bytes:
+    """A decision's JSON from its creative's template; both values are URL-safe base64."""
+    return template.replace(ID_MARK, decision_id).replace(TOKEN_MARK, token)
