@@ -282,24 +282,26 @@ def _passes_gates(campaign: CampaignSpec, context: _Context, rng: random.Random)
     request = context.request
     if campaign.targeting.constrained and not _targeted(campaign.targeting, context):
         return False
-    if campaign.fc_count is not None and _capped(campaign, request):
+    if campaign.fc_count is not None and request.frequency and _capped(campaign, request):
         return False
     return campaign.throttle >= 1.0 or rng.random() < campaign.throttle
 
 
 def _targeted(targeting: Targeting, context: _Context) -> bool:
+    """Every targeted dimension must match; set lookups go before path patterns, which cost
+    more, and the local time goes last, worked out only if asked."""
     request = context.request
-    if targeting.paths is not None and not targeting.paths.match(request.path):
-        return False
-    if targeting.exclude_paths is not None and targeting.exclude_paths.match(request.path):
-        return False
-    if targeting.keywords and not targeting.keywords & request.keywords:
-        return False
-    if targeting.exclude_keywords & request.keywords:
-        return False
     if targeting.devices and request.device not in targeting.devices:
         return False
     if targeting.countries and request.country not in targeting.countries:
+        return False
+    if targeting.keywords and not targeting.keywords & request.keywords:
+        return False
+    if targeting.exclude_keywords and targeting.exclude_keywords & request.keywords:
+        return False
+    if targeting.paths is not None and not targeting.paths.match(request.path):
+        return False
+    if targeting.exclude_paths is not None and targeting.exclude_paths.match(request.path):
         return False
     if targeting.days and context.local().weekday() not in targeting.days:
         return False
@@ -326,10 +328,10 @@ def _rotate(
     if len(fitting) == 1:
         return fitting[0]
     if campaign.rotation == "even":
-        return fitting[rng.randrange(len(fitting))]
+        return rng.choice(fitting)
     if campaign.rotation == "ctr":
         if rng.random() < CTR_EXPLORE:
-            return fitting[rng.randrange(len(fitting))]
+            return rng.choice(fitting)
         return max(fitting, key=lambda c: c.ctr)
     return _draw(fitting, [c.weight for c in fitting], rng)
 
@@ -344,7 +346,7 @@ def _draw(items: Sequence[T], weights: Sequence[int], rng: random.Random) -> T:
     """One item, with probability proportional to its weight (equal if all weights are 0)."""
     total = sum(weights)
     if total <= 0:
-        return items[rng.randrange(len(items))]
+        return rng.choice(items)
     point = rng.random() * total
     for item, weight in zip(items, weights, strict=True):
         point -= weight

@@ -77,7 +77,7 @@ class TokenSigner:
         """The token as ASCII bytes, from the decision's 12 raw id bytes: the decide path's
         form, spliced into answers already serialised."""
         payload = _LAYOUT.pack(_VERSION, decision, site, slot, campaign, creative, issued)
-        return _encode(payload + self._mac(_VERSION, payload))
+        return urlsafe_b64(payload + self._mac(_VERSION, payload))
 
     def verify(self, token: str, *, now: int, ttl: int) -> Verified:
         """Check the signature in constant time, then the age against ``ttl`` seconds."""
@@ -88,7 +88,7 @@ class TokenSigner:
             return Verified(TokenState.FORGED, None)
         # Only the one canonical spelling verifies: base64 decoding alone skips stray
         # characters, ignores what follows padding and the unused bits of the last character.
-        if len(raw) != _TOKEN_BYTES or _encode(raw) != spelled:
+        if len(raw) != _TOKEN_BYTES or urlsafe_b64(raw) != spelled:
             return Verified(TokenState.FORGED, None)
         payload, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
         version = payload[0]
@@ -97,13 +97,13 @@ class TokenSigner:
         if not hmac.compare_digest(mac, self._mac(version, payload)):
             return Verified(TokenState.FORGED, None)
         _, decision, site, slot, campaign, creative, issued = _LAYOUT.unpack(payload)
-        claims = TokenClaims(_encode(decision).decode(), site, slot, campaign, creative, issued)
+        claims = TokenClaims(urlsafe_b64(decision).decode(), site, slot, campaign, creative, issued)
         if issued > now + 60 or now - issued > ttl:
             return Verified(TokenState.EXPIRED, claims)
         return Verified(TokenState.VALID, claims)
 
 
-def _encode(raw: bytes) -> bytes:
+def urlsafe_b64(raw: bytes) -> bytes:
     """URL-safe base64 (binascii directly: the ``base64`` module's wrappers cost as much)."""
     return binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE)
 
@@ -116,4 +116,4 @@ def new_decision_id(random_bytes: bytes) -> str:
     """A decision id from 12 random bytes (16 URL-safe characters)."""
     if len(random_bytes) != 12:
         raise ValueError("a decision id takes 12 random bytes")
-    return _encode(random_bytes).decode()
+    return urlsafe_b64(random_bytes).decode()

@@ -18,6 +18,21 @@ class JSONBytes(Response):
     media_type = "application/json"
 
 
+class ReadyJSON(Response):
+    """A 200 JSON answer from serialised bytes and header lines already encoded: the decide
+    path's response, skipping the header encoding ``Response.__init__`` does per request."""
+
+    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            *raw_headers,
+        ]
+
+
 def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 

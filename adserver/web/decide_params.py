@@ -34,7 +34,7 @@ class DecideParams:
     slots: tuple[SlotRequest, ...]
     path: str = "/"
     keywords: frozenset[str] = frozenset()
-    frequency: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    frequency: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
 
 
 def parse_query(query_string: bytes) -> dict[str, str]:
@@ -50,6 +50,19 @@ def parse_query(query_string: bytes) -> dict[str, str]:
             name, value = unquote_plus(name), unquote_plus(value)
         values[name] = value
     return values
+
+
+def parse_decide_query(query_string: bytes) -> DecideParams:
+    """A GET's parameters. Every reader of a page sends the same query string (unless frequency
+    caps add the reader's own history), so a short one is parsed and checked once."""
+    if len(query_string) <= 1024:
+        return _cached_decide_query(query_string)
+    return parse_decide(parse_query(query_string), b"")
+
+
+@lru_cache(maxsize=4096)
+def _cached_decide_query(query_string: bytes) -> DecideParams:
+    return parse_decide(parse_query(query_string), b"")
 
 
 def parse_decide(

@@ -18,9 +18,15 @@ from adserver.counters import Served
 from adserver.decide import DecideRequest, Decision, SiteSpec, UnknownSite, decide
 from adserver.events import EventRecord
 from adserver.models import Creative, table
-from adserver.tokens import TokenSigner, TokenState
-from adserver.web.common import JSONBytes, error, services
-from adserver.web.decide_params import BadRequest, DecideParams, parse_decide, parse_query
+from adserver.tokens import TokenSigner, TokenState, urlsafe_b64
+from adserver.web.common import ReadyJSON, error, services
+from adserver.web.decide_params import (
+    BadRequest,
+    DecideParams,
+    parse_decide,
+    parse_decide_query,
+    parse_query,
+)
 
 GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
@@ -28,15 +34,19 @@ GIF = (
 )
 CREATIVES = table(Creative)
 NO_STORE = {"Cache-Control": "no-store"}
+NO_STORE_RAW = (b"cache-control", b"no-store")
 #: Errors that reveal nothing about a site are readable from any page, so the tag can log them.
 OPEN_CORS = {"Access-Control-Allow-Origin": "*"}
 
 
 async def decide_endpoint(request: Request) -> Response:
     svc = services(request)
+    query = request.scope["query_string"]
     try:
-        body = await request.body() if request.method == "POST" else b""
-        params = parse_decide(parse_query(request.scope["query_string"]), body)
+        if request.method == "POST":
+            params = parse_decide(parse_query(query), await request.body())
+        else:
+            params = parse_decide_query(query)
     except BadRequest as exc:
         return error(400, str(exc), OPEN_CORS)
     now = time.time()
@@ -68,7 +78,7 @@ async def decide_endpoint(request: Request) -> Response:
     answer: dict[str, Any] = {"site": site.key, "decisions": decisions}
     if result.errors:
         answer["errors"] = result.errors
-    return JSONBytes(orjson.dumps(answer), headers={**cors, **NO_STORE})
+    return ReadyJSON(orjson.dumps(answer), [*cors, NO_STORE_RAW])
 
 
 def _answer(signer: TokenSigner, site: SiteSpec, decision: Decision, issued: int) -> bytes:
@@ -82,7 +92,7 @@ def _answer(signer: TokenSigner, site: SiteSpec, decision: Decision, issued: int
         decision.creative.id,
         issued,
     )
-    return render.fill(decision.creative.answer, decision.decision_id.encode(), token)
+    return render.fill(decision.creative.answer, urlsafe_b64(decision.raw_id), token)
 
 
 def _decide_request(request: Request, params: DecideParams, now: float) -> DecideRequest:
@@ -94,20 +104,26 @@ def _decide_request(request: Request, params: DecideParams, now: float) -> Decid
         path=params.path,
         keywords=params.keywords,
         device=traffic.device_class(request.headers.get("user-agent", "")),
-        country=traffic.country(request.client.host if request.client else None),
+        country=traffic.country(_client_host(request)),
         frequency=params.frequency,
     )
 
 
-def _cors_headers(request: Request, site: SiteSpec) -> dict[str, str] | None:
-    """CORS for the site's own domains; None when a browser page elsewhere asks."""
+def _client_host(request: Request) -> str | None:
+    """The reader's address (``request.client`` builds a named tuple for it on every call)."""
+    client = request.scope.get("client")
+    return client[0] if client else None
+
+
+def _cors_headers(request: Request, site: SiteSpec) -> list[tuple[bytes, bytes]] | None:
+    """CORS for the site's own domains, as raw header lines; None when a page elsewhere asks."""
     origin = request.headers.get("origin")
     if origin is None:
-        return {}
+        return []
     host = (urlsplit(origin).hostname or "").lower()
     if host not in site.domains:
         return None
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
 
 
 async def decide_preflight(request: Request) -> Response:
