@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -27,13 +28,25 @@ class SchemaOutOfDate(RuntimeError):
     pass
 
 
-def create_app(settings: Settings) -> Starlette:
+class AdServer(Starlette):
+    """The application, holding what its routes need as typed attributes: a plain attribute is
+    read on every request's path, where ``app.state`` costs a failed lookup first."""
+
+    def __init__(self, settings: Settings, templates: Jinja2Templates, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.templates = templates
+        #: Set by the lifespan, for the life of the process.
+        self.services: Services | None = None
+
+
+def create_app(settings: Settings) -> AdServer:
     """The adserver application; nothing touches the database until the lifespan starts."""
     settings.require_secret()
     templates = Jinja2Templates(directory=str(resource_dir("templates")))
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: AdServer) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         current, head = await asyncio.to_thread(schema_state, engine)
         if current != head:
@@ -43,7 +56,7 @@ def create_app(settings: Settings) -> Starlette:
                 "run `adserver migrate` first"
             )
         services = Services.build(settings, engine, templates)
-        app.state.services = services
+        app.services = services
         await asyncio.to_thread(services.inventory.rebuild)
         services.writer.start()
         refreshers = [
@@ -68,7 +81,9 @@ def create_app(settings: Settings) -> Starlette:
             await asyncio.to_thread(services.writer.stop)
             engine.dispose()
 
-    app = Starlette(
+    return AdServer(
+        settings,
+        templates,
         routes=[
             *serve.routes,
             *ops.routes,
@@ -78,6 +93,3 @@ def create_app(settings: Settings) -> Starlette:
         ],
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.templates = templates
-    return app

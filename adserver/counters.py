@@ -1,4 +1,4 @@
-"""Requests and served counts, aggregated in memory and flushed every few seconds.
+"""Requests and served counts, kept in memory and flushed every few seconds.
 
 These say how often a slot asked and how often it got a creative (fill rate). They are not
 billing data: a crash loses at most one flush interval of them, which is why they are not
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
@@ -27,35 +27,41 @@ Served = tuple[int, int | None, int | None]
 class DeliveryCounters:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._pending: list[tuple[int, int, Sequence[Served]]] = []
+        self._lock = threading.Lock()
+        #: Sums a failed flush keeps for the next one; only ``flush`` touches them.
         self._requests: Counter[Key] = Counter()
         self._served: Counter[Key] = Counter()
-        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
 
-    def count(self, hour: int, site_id: int, slots: Iterable[Served]) -> None:
-        """The slots of one request, each with what it got; one lock for them all."""
+    def count(self, hour: int, site_id: int, slots: Sequence[Served]) -> None:
+        """The slots of one request, each with what it got. A request only appends them: the
+        sums are made by ``flush``, off the request path."""
         with self._lock:
-            for slot_id, campaign_id, creative_id in slots:
-                self._requests[(hour, site_id, slot_id, 0, 0)] += 1
-                if campaign_id is not None and creative_id is not None:
-                    self._served[(hour, site_id, slot_id, campaign_id, creative_id)] += 1
+            self._pending.append((hour, site_id, slots))
 
     def flush(self) -> None:
         """Write what has been counted; on failure keep it for the next flush."""
-        with self._lock:
-            requests, self._requests = self._requests, Counter()
-            served, self._served = self._served, Counter()
-        rows = [_row(key, requests=n) for key, n in requests.items()]
-        rows += [_row(key, served=n) for key, n in served.items()]
-        if not rows:
-            return
-        try:
-            with self._engine.begin() as connection:
-                add_hourly(connection, rows)
-        except Exception:
-            log.exception("could not write delivery counters; keeping them for the next flush")
+        with self._flushing:
             with self._lock:
-                self._requests.update(requests)
-                self._served.update(served)
+                pending, self._pending = self._pending, []
+            requests, served = self._requests, self._served
+            for hour, site_id, slots in pending:
+                for slot_id, campaign_id, creative_id in slots:
+                    requests[(hour, site_id, slot_id, 0, 0)] += 1
+                    if campaign_id is not None and creative_id is not None:
+                        served[(hour, site_id, slot_id, campaign_id, creative_id)] += 1
+            rows = [_row(key, requests=n) for key, n in requests.items()]
+            rows += [_row(key, served=n) for key, n in served.items()]
+            if not rows:
+                return
+            try:
+                with self._engine.begin() as connection:
+                    add_hourly(connection, rows)
+            except Exception:
+                log.exception("could not write delivery counters; keeping them for the next flush")
+                return
+            self._requests, self._served = Counter(), Counter()
 
 
 def _row(key: Key, **counts: int) -> dict[str, int]:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -150,8 +151,9 @@ class SlotRequest:
     sizes: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DecideRequest:
+class DecideRequest(NamedTuple):
+    """What the engine knows of one request; a named tuple, built once per request."""
+
     site: str
     slots: tuple[SlotRequest, ...]
     now: float
@@ -160,7 +162,7 @@ class DecideRequest:
     device: str | None = None
     country: str | None = None
     #: Campaign id -> UNIX times of this reader's recent impressions of it (from the browser).
-    frequency: Mapping[int, Sequence[float]] = field(default_factory=dict)
+    frequency: Mapping[int, Sequence[float]] = MappingProxyType({})
 
 
 class Decision(NamedTuple):

@@ -15,11 +15,11 @@ import orjson
 
 CLICK_MACRO = "%%CLICK_URL%%"
 LINK_ATTRS = f'href="{CLICK_MACRO}" target="_blank" rel="sponsored noopener"'
-#: Stand-ins for a decision's id and token in an answer rendered ahead. They are random per
+#: Stand-ins for a decision's id and token while an answer is rendered ahead: random per
 #: process, so no creative's text can contain them, and made of characters that neither HTML
-#: nor JSON escaping changes.
-ID_MARK = ("i" + secrets.token_hex(12)).encode()
-TOKEN_MARK = ("t" + secrets.token_hex(12)).encode()
+#: nor JSON escaping changes. They become ``%(id)s`` and ``%(token)s`` once the rest is escaped.
+_ID_MARK = "i" + secrets.token_hex(12)
+_TOKEN_MARK = "t" + secrets.token_hex(12)
 
 
 def asset_url(base_url: str, creative_id: int, version: int) -> str:
@@ -59,13 +59,13 @@ def answer_template(
     height: int,
     markup: str,
 ) -> bytes:
-    """One creative's decision as the JSON /v1/decide answers, with marks for the decision's
-    id and token (see ``fill``)."""
-    token = TOKEN_MARK.decode()
+    """One creative's decision as the JSON /v1/decide answers, a bytes %-format with fields for
+    the decision's id and token (see ``fill``)."""
+    token = _TOKEN_MARK
     click_url = f"{base_url}/v1/click/{token}"
-    return orjson.dumps(
+    answer = orjson.dumps(
         {
-            "id": ID_MARK.decode(),
+            "id": _ID_MARK,
             "campaign": campaign_id,
             "creative": creative_id,
             "kind": kind,
@@ -77,8 +77,14 @@ def answer_template(
             "click_url": click_url,
         }
     )
+    return (
+        answer.replace(b"%", b"%%")
+        .replace(_ID_MARK.encode(), b"%(id)s")
+        .replace(_TOKEN_MARK.encode(), b"%(token)s")
+    )
 
 
 def fill(template: bytes, decision_id: bytes, token: bytes) -> bytes:
-    """A decision's JSON from its creative's template; both values are URL-safe base64."""
-    return template.replace(ID_MARK, decision_id).replace(TOKEN_MARK, token)
+    """A decision's JSON from its creative's template, in one pass; both values are URL-safe
+    base64, which needs no escaping in HTML or JSON."""
+    return template % {b"id": decision_id, b"token": token}

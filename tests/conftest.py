@@ -16,9 +16,8 @@ import psycopg
 import pytest
 import uvicorn
 from sqlalchemy import Engine
-from starlette.applications import Starlette
 
-from adserver.app import create_app
+from adserver.app import AdServer, create_app
 from adserver.config import Settings
 from adserver.db import make_engine, migrate
 from adserver.services import Services
@@ -81,7 +80,7 @@ class LiveServer:
 
     url: str
     settings: Settings
-    app: Starlette
+    app: AdServer
     server: uvicorn.Server
     thread: threading.Thread
 
@@ -91,7 +90,8 @@ class LiveServer:
 
     @property
     def services(self) -> Services:
-        return self.app.state.services  # type: ignore[no-any-return]
+        assert self.app.services is not None, "the server has not started"
+        return self.app.services
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 if TYPE_CHECKING:
+    from adserver.app import AdServer
     from adserver.services import Services
 
 
@@ -33,8 +34,16 @@ class ReadyJSON(Response):
         ]
 
 
+def app_of(request: Request) -> AdServer:
+    app: AdServer = request.scope["app"]
+    return app
+
+
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    """The process's services; they exist once the lifespan has started, before any request."""
+    services = app_of(request).services
+    assert services is not None, "a request before the lifespan started"
+    return services
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -7,18 +7,17 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from adserver.demo import ADVERTISERS, SITE_KEY, SITE_NAME
+from adserver.web.common import app_of
 
 
 async def demo_article(request: Request) -> Response:
     """The article as a Blogger post would carry it: the tag once, an <ins> per slot."""
     context = {
-        "base_url": request.app.state.settings.base_url,
+        "base_url": app_of(request).settings.base_url,
         "site_key": SITE_KEY,
         "site_name": SITE_NAME,
     }
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "demo/article.html", context
-    )
+    return app_of(request).templates.TemplateResponse(request, "demo/article.html", context)
 
 
 async def demo_redirect(request: Request) -> Response:
@@ -29,9 +28,7 @@ async def demo_landing(request: Request) -> Response:
     """Where a demo ad's click lands; names only advertisers it knows, never echoes the query."""
     advertiser = ADVERTISERS.get(request.query_params.get("ad", ""))
     context = {"advertiser": advertiser, "site_name": SITE_NAME}
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "demo/landing.html", context
-    )
+    return app_of(request).templates.TemplateResponse(request, "demo/landing.html", context)
 
 
 routes = [

@@ -103,10 +103,18 @@ def _decide_request(request: Request, params: DecideParams, now: float) -> Decid
         now=now,
         path=params.path,
         keywords=params.keywords,
-        device=traffic.device_class(request.headers.get("user-agent", "")),
+        device=traffic.device_class(_header(request, b"user-agent") or ""),
         country=traffic.country(_client_host(request)),
         frequency=params.frequency,
     )
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    """One request header, straight from the scope (``request.headers`` builds a mapping)."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
 
 
 def _client_host(request: Request) -> str | None:
@@ -117,7 +125,7 @@ def _client_host(request: Request) -> str | None:
 
 def _cors_headers(request: Request, site: SiteSpec) -> list[tuple[bytes, bytes]] | None:
     """CORS for the site's own domains, as raw header lines; None when a page elsewhere asks."""
-    origin = request.headers.get("origin")
+    origin = _header(request, b"origin")
     if origin is None:
         return []
     host = (urlsplit(origin).hostname or "").lower()
