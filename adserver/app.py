@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -58,6 +59,11 @@ def create_app(settings: Settings) -> AdServer:
         services = Services.build(settings, engine, templates)
         app.services = services
         await asyncio.to_thread(services.inventory.rebuild)
+        # What start-up made (modules, metadata, the first snapshot) lives as long as the
+        # process: out of the collector's sight, a full collection scans a fraction of the heap
+        # (88 ms -> a few ms with 1,000 campaigns), a pause every request in flight would feel.
+        gc.collect()
+        gc.freeze()
         services.writer.start()
         refreshers = [
             Periodic("inventory", settings.inventory_poll_interval, services.inventory.refresh),
@@ -80,6 +86,7 @@ def create_app(settings: Settings) -> AdServer:
             await asyncio.to_thread(services.counters.flush)
             await asyncio.to_thread(services.writer.stop)
             engine.dispose()
+            gc.unfreeze()  # what start-up made may be garbage now (several apps in one process)
 
     return AdServer(
         settings,

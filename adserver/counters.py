@@ -27,7 +27,7 @@ Served = tuple[int, int | None, int | None]
 class DeliveryCounters:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._pending: list[tuple[int, int, Sequence[Served]]] = []
+        self._pending: list[tuple[int, int, tuple[Served, ...]]] = []
         self._lock = threading.Lock()
         #: Sums a failed flush keeps for the next one; only ``flush`` touches them.
         self._requests: Counter[Key] = Counter()
@@ -36,9 +36,11 @@ class DeliveryCounters:
 
     def count(self, hour: int, site_id: int, slots: Sequence[Served]) -> None:
         """The slots of one request, each with what it got. A request only appends them: the
-        sums are made by ``flush``, off the request path."""
+        sums are made by ``flush``, off the request path. Kept as tuples of numbers, which the
+        garbage collector stops tracking, so they do not bring on full collections."""
+        entry = (hour, site_id, tuple(slots))
         with self._lock:
-            self._pending.append((hour, site_id, slots))
+            self._pending.append(entry)
 
     def flush(self) -> None:
         """Write what has been counted; on failure keep it for the next flush."""
