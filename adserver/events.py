@@ -1,6 +1,6 @@
 """Event intake: classify each impression, view and click, then record it by group commit.
 
-One writer thread per process takes events from a queue and commits them in groups (up to
+One writer thread per process takes the waiting events and commits them in groups (up to
 ``max_events`` or ``max_wait`` seconds, whichever first). A request is answered only after its
 group committed, so an acknowledged event survives ``kill -9``. When the database cannot be
 reached, the group is appended to a local spool file (fsynced) instead and replayed when the
@@ -14,11 +14,13 @@ decides ``duplicate`` (a unique index on ``decision:kind``, no read-then-write) 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
-import queue
 import secrets
 import threading
 import time
@@ -27,8 +29,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from adserver.models import Event, table
@@ -68,8 +69,10 @@ _RECORD_FIELDS = tuple(f.name for f in fields(EventRecord))
 
 @dataclass(slots=True)
 class _Pending:
+    """An event and its waiter: a future on an event loop, or one a thread blocks on."""
+
     record: EventRecord
-    done: Callable[[BaseException | None], None]
+    future: asyncio.Future[None] | concurrent.futures.Future[None]
 
 
 class WriterStopped(RuntimeError):
@@ -89,14 +92,20 @@ class EventWriter:
         observer: Callable[[int, float], None] | None = None,
     ) -> None:
         self._engine = engine
-        self._insert = _dialect_insert(engine)
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._max_events = max_events
         self._max_wait = max_wait
         self._observer = observer
         self._spool = Spool(spool_dir)
         self._thread = threading.Thread(target=self._run, name="adserver-events", daemon=True)
-        self._stopping = False
+        # Events wait in a list handed over whole (one lock per event, no queue.Queue
+        # condition per event); ``_arrived`` wakes the writer, ``_full`` ends a group early.
+        self._lock = threading.Lock()
+        self._waiting: list[_Pending] = []
+        self._arrived = threading.Event()
+        self._full = threading.Event()
+        self._stop_asked = False
+        self._closed = False
+        self._connection: Connection | None = None
         self.database_ok = True
 
     @property
@@ -111,86 +120,58 @@ class EventWriter:
     def stop(self) -> None:
         """Commit what is queued, then stop the thread."""
         if self._thread.is_alive():
-            self._queue.put(None)
+            with self._lock:
+                self._stop_asked = True
+                self._arrived.set()
+                self._full.set()
             self._thread.join()
         self._spool.close()
 
     async def record(self, record: EventRecord) -> None:
         """Queue ``record`` and wait until it is committed or spooled."""
-        if self._stopping:
-            raise WriterStopped("the event writer is shutting down")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-
-        def done(error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, future, error)
-
-        self._queue.put(_Pending(record, done))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._put(_Pending(record, future))
         await future
 
     def record_blocking(self, record: EventRecord) -> None:
         """For threads with no event loop (tests, tools)."""
-        finished = threading.Event()
-        failure: list[BaseException] = []
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._put(_Pending(record, future))
+        future.result()
 
-        def done(error: BaseException | None) -> None:
-            if error is not None:
-                failure.append(error)
-            finished.set()
+    def _put(self, pending: _Pending) -> None:
+        with self._lock:
+            if self._closed:
+                raise WriterStopped("the event writer is shutting down")
+            self._waiting.append(pending)
+            waiting = len(self._waiting)
+            if waiting == 1:
+                self._arrived.set()
+            elif waiting == self._max_events:
+                self._full.set()
 
-        self._queue.put(_Pending(record, done))
-        finished.wait()
-        if failure:
-            raise failure[0]
+    def _take(self) -> list[_Pending]:
+        """Everything waiting; once a stop is asked, also refuse any later event."""
+        with self._lock:
+            batch, self._waiting = self._waiting, []
+            self._arrived.clear()
+            self._full.clear()
+            self._closed = self._stop_asked
+        return batch
 
     def _run(self) -> None:
-        while True:
-            try:
-                first = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                self._replay_spool()
-                continue
-            if first is None:
-                self._stopping = True
-                self._drain_and_exit()
-                return
-            batch = [first]
-            stop_after = self._fill(batch)
-            self._flush(batch)
-            if stop_after:
-                self._stopping = True
-                self._drain_and_exit()
-                return
-
-    def _fill(self, batch: list[_Pending]) -> bool:
-        """Add more events until the group is full or its time is up; True if told to stop."""
-        deadline = time.monotonic() + self._max_wait
-        while len(batch) < self._max_events:
-            remaining = deadline - time.monotonic()
-            try:
-                item = (
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
-            except queue.Empty:
-                return False
-            if item is None:
-                return True
-            batch.append(item)
-        return False
-
-    def _drain_and_exit(self) -> None:
-        rest: list[_Pending] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                rest.append(item)
-        for start in range(0, len(rest), self._max_events):
-            self._flush(rest[start : start + self._max_events])
+        try:
+            while not self._closed:
+                if not self._arrived.wait(timeout=1.0):
+                    self._replay_spool()
+                    continue
+                # Group commit: give the group a few milliseconds to fill, unless it is full.
+                self._full.wait(self._max_wait)
+                batch = self._take()
+                for start in range(0, len(batch), self._max_events):
+                    self._flush(batch[start : start + self._max_events])
+        finally:
+            self._disconnect()
 
     def _flush(self, batch: list[_Pending]) -> None:
         started = time.monotonic()
@@ -199,23 +180,43 @@ class EventWriter:
         try:
             if self._spool.depth():
                 self._replay_spool()
-            with self._engine.begin() as connection:
-                store(connection, self._insert, records)
+            connection = self._connect()
+            with connection.begin():
+                store(connection, records)
             self.database_ok = True
         except DBAPIError as exc:
             log.warning("database unavailable, spooling %d events: %s", len(records), exc)
             self.database_ok = False
+            self._disconnect()
             try:
                 self._spool.append(records)
             except OSError as spool_error:
                 error = spool_error
         except Exception as exc:  # answer every waiter, never leave one hanging
             log.exception("event group failed")
+            self._disconnect()
             error = exc
-        for pending in batch:
-            pending.done(error)
+        _answer(batch, error)
         if self._observer is not None and error is None:
             self._observer(len(batch), time.monotonic() - started)
+
+    def _connect(self) -> Connection:
+        """The writer's own connection, kept between groups: a pool checkout costs a ping and
+        a rollback (two round trips on PostgreSQL) per group."""
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def _disconnect(self) -> None:
+        """Drop the connection after a failure; the next group connects afresh."""
+        if self._connection is None:
+            return
+        try:
+            self._connection.invalidate()
+            self._connection.close()
+        except Exception:  # it is already broken: nothing more to do with it
+            log.debug("closing a failed event connection", exc_info=True)
+        self._connection = None
 
     def _replay_spool(self) -> None:
         if not self._spool.depth() and not self._spool.orphans():
@@ -225,14 +226,17 @@ class EventWriter:
             self.database_ok = True
         except DBAPIError as exc:
             self.database_ok = False
+            self._disconnect()
             log.info("spool replay deferred, database still unavailable: %s", exc)
         except Exception:  # the writer thread must outlive any replay failure
+            self._disconnect()
             log.exception("spool replay failed; it will be tried again")
 
     def _replay_records(self, records: list[EventRecord]) -> None:
         # In groups no bigger than a flush: a long outage spools more events than one statement
         # may carry parameters (65,535 on PostgreSQL), and such a replay would never succeed.
-        with self._engine.begin() as connection:
+        connection = self._connect()
+        with connection.begin():
             for start in range(0, len(records), self._max_events):
                 group = records[start : start + self._max_events]
                 present = set(
@@ -240,90 +244,138 @@ class EventWriter:
                         select(EVENTS.c.id).where(EVENTS.c.id.in_([r.id for r in group]))
                     )
                 )
-                store(connection, self._insert, [r for r in group if r.id not in present])
+                store(connection, [r for r in group if r.id not in present])
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _answer(batch: list[_Pending], error: BaseException | None) -> None:
+    """Settle every waiter: one callback per event loop (waking a loop costs a system call),
+    not one per event."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in batch:
+        future = pending.future
+        if isinstance(future, asyncio.Future):
+            by_loop.setdefault(future.get_loop(), []).append(future)
+        elif error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop has no one left waiting
+            loop.call_soon_threadsafe(_settle, futures, error)
 
 
-def _dialect_insert(engine: Engine) -> Any:
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
-def store(connection: Connection, dialect_insert: Any, records: list[EventRecord]) -> None:
-    """Insert one group of events, deciding duplicates and missing impressions on the way."""
+#: The stored columns, in the order of ``store``'s rows (``tally_batch`` starts NULL).
+_COLUMNS = (
+    "id",
+    "decision_id",
+    "kind",
+    "at",
+    "hour",
+    "site_id",
+    "slot_id",
+    "campaign_id",
+    "creative_id",
+    "valid",
+    "reason",
+    "dedup_key",
+)
+_ID = _COLUMNS.index("id")
+_VALID = _COLUMNS.index("valid")
+_DEDUP_KEY = _COLUMNS.index("dedup_key")
+
+
+@functools.cache
+def _insert_sql(paramstyle: str) -> str:
+    """One event row's INSERT in the driver's own parameter style, skipping a row whose dedup
+    key is taken: executed by the driver itself, SQLAlchemy's per-row work cost three times
+    the insert."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    return (
+        f"INSERT INTO {EVENTS.name} ({', '.join(_COLUMNS)}) "
+        f"VALUES ({', '.join([mark] * len(_COLUMNS))}) ON CONFLICT (dedup_key) DO NOTHING"
+    )
+
+
+def store(connection: Connection, records: list[EventRecord]) -> None:
+    """Insert one group of events, deciding duplicates and missing impressions on the way.
+
+    A counted event carries ``decision:kind`` as its dedup key and the unique index refuses a
+    second one. The INSERT skips a refused row; when its row count says one was skipped (rare),
+    the skipped events are stored as duplicates.
+    """
     if not records:
         return
-    rows: list[dict[str, Any]] = []
-    candidates: list[dict[str, Any]] = []
-    for record in records:
-        row = record.as_dict()
-        reason = row.pop("reason")
-        row.update(valid=reason is None, reason=reason, dedup_key=None)
-        if reason is None:
-            row["dedup_key"] = f"{record.decision_id}:{record.kind}"
-            candidates.append(row)
-        else:
-            rows.append(row)
-    _mark_missing_impressions(connection, candidates)
+    missing = _missing_impressions(connection, records)
     seen: set[str] = set()
-    fresh: list[dict[str, Any]] = []
-    for row in candidates:
-        if not row["valid"]:
-            rows.append(row)
-        elif row["dedup_key"] in seen:
-            _invalidate(row, "duplicate")
-            rows.append(row)
-        else:
-            seen.add(row["dedup_key"])
-            fresh.append(row)
-    if fresh:
-        # One statement executed for all rows: SQLAlchemy compiles it once and batches the rows
-        # into multi-row INSERTs itself ("insertmanyvalues"), where .values(fresh) would compile
-        # a new statement for every group, about half a millisecond per event.
-        inserted = set(
-            connection.scalars(
-                dialect_insert(Event)
-                .on_conflict_do_nothing(index_elements=["dedup_key"])
-                .returning(EVENTS.c.dedup_key),
-                fresh,
+    rows: list[tuple[Any, ...]] = []
+    for r in records:
+        reason = r.reason
+        key = None
+        if reason is None:
+            key = f"{r.decision_id}:{r.kind}"
+            if r.kind != "imp" and r.decision_id in missing:
+                reason, key = "no-impression", None
+            elif key in seen:
+                reason, key = "duplicate", None
+            else:
+                seen.add(key)
+        rows.append(
+            (
+                r.id,
+                r.decision_id,
+                r.kind,
+                r.at,
+                r.hour,
+                r.site_id,
+                r.slot_id,
+                r.campaign_id,
+                r.creative_id,
+                reason is None,
+                reason,
+                key,
             )
         )
-        for row in fresh:
-            if row["dedup_key"] not in inserted:
-                _invalidate(row, "duplicate")
-                rows.append(row)
-    if rows:
-        connection.execute(insert(Event), rows)
+    sql = _insert_sql(connection.dialect.paramstyle)
+    if connection.exec_driver_sql(sql, rows).rowcount < len(rows):
+        _store_refused(connection, sql, rows)
 
 
-def _mark_missing_impressions(connection: Connection, candidates: list[dict[str, Any]]) -> None:
-    """A view or click counts only if its decision's impression counted (here or earlier)."""
-    wanted = {f"{row['decision_id']}:imp" for row in candidates if row["kind"] != "imp"}
-    if not wanted:
-        return
-    in_group = {row["dedup_key"] for row in candidates if row["kind"] == "imp"}
-    missing = wanted - in_group
-    if missing:
-        found = set(
-            connection.scalars(
-                select(EVENTS.c.dedup_key).where(EVENTS.c.dedup_key.in_(sorted(missing)))
-            )
+def _missing_impressions(connection: Connection, records: list[EventRecord]) -> set[str]:
+    """Decisions of the group's views and clicks whose impression did not count, neither in the
+    group nor before it: those views and clicks do not count either."""
+    wanted = {r.decision_id for r in records if r.reason is None and r.kind != "imp"}
+    if wanted:
+        wanted -= {r.decision_id for r in records if r.reason is None and r.kind == "imp"}
+    if wanted:
+        keys = sorted(f"{decision}:imp" for decision in wanted)
+        wanted -= set(
+            connection.scalars(select(EVENTS.c.decision_id).where(EVENTS.c.dedup_key.in_(keys)))
         )
-        missing -= found
-    for row in candidates:
-        if row["kind"] != "imp" and f"{row['decision_id']}:imp" in missing:
-            _invalidate(row, "no-impression")
+    return wanted
 
 
-def _invalidate(row: dict[str, Any], reason: str) -> None:
-    row.update(valid=False, reason=reason, dedup_key=None)
+def _store_refused(connection: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Store as duplicates the counted rows the unique index refused: their ids are absent."""
+    counted = [row for row in rows if row[_DEDUP_KEY] is not None]
+    present = set(
+        connection.scalars(
+            select(EVENTS.c.id).where(EVENTS.c.id.in_([row[_ID] for row in counted]))
+        )
+    )
+    refused = [
+        (*row[:_VALID], False, "duplicate", None) for row in counted if row[_ID] not in present
+    ]
+    connection.exec_driver_sql(sql, refused)
 
 
 class Spool:

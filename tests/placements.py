@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from adserver.events import EventRecord, store
@@ -63,6 +62,5 @@ def place(
 
 
 def record(engine: Engine, events: list[EventRecord]) -> None:
-    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     with engine.begin() as connection:
-        store(connection, insert, events)
+        store(connection, events)
