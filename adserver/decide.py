@@ -179,8 +179,7 @@ class Decision(NamedTuple):
         return new_decision_id(self.raw_id)
 
 
-@dataclass(frozen=True, slots=True)
-class DecideResult:
+class DecideResult(NamedTuple):
     site: SiteSpec
     decisions: dict[str, Decision | None]
     errors: list[str]
@@ -297,9 +296,9 @@ def _targeted(targeting: Targeting, context: _Context) -> bool:
         return False
     if targeting.countries and request.country not in targeting.countries:
         return False
-    if targeting.keywords and not targeting.keywords & request.keywords:
+    if targeting.keywords and targeting.keywords.isdisjoint(request.keywords):
         return False
-    if targeting.exclude_keywords and targeting.exclude_keywords & request.keywords:
+    if targeting.exclude_keywords and not targeting.exclude_keywords.isdisjoint(request.keywords):
         return False
     if targeting.paths is not None and not targeting.paths.match(request.path):
         return False

@@ -13,7 +13,7 @@ import fnmatch
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,8 +44,12 @@ from adserver.models import (
 )
 
 
-def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snapshot:
-    """Read everything a decision needs in one pass and compile it."""
+def build_snapshot(
+    connection: Connection, *, base_url: str, now: float, reuse: Reuse | None = None
+) -> Snapshot:
+    """Read everything a decision needs in one pass and compile it; with ``reuse``, creatives
+    whose rows did not change since the last build keep their compiled specs."""
+    reuse = reuse or Reuse()
     version = inventory_version(connection)
     sites = connection.execute(select(Site)).all()
     slots = connection.execute(select(Slot)).all()
@@ -70,7 +74,8 @@ def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snap
     for row in creative_rows:
         if row.campaign_id not in campaigns:
             continue
-        spec = _creative_spec(row, base_url, smoothed_ctr(*performance.get(row.id, (0, 0))))
+        ctr = smoothed_ctr(*performance.get(row.id, (0, 0)))
+        spec = reuse.creative(row, base_url, ctr)
         creatives[spec.id] = spec
         by_campaign[spec.campaign_id].append(spec)
     assignments: dict[int, list[int]] = defaultdict(list)
@@ -114,6 +119,7 @@ def build_snapshot(connection: Connection, *, base_url: str, now: float) -> Snap
             domains=frozenset(d.lower() for d in site.domains),
             slots=slot_specs,
         )
+    reuse.finish()
     return Snapshot(
         version=version,
         sites=site_specs,
@@ -234,6 +240,28 @@ def _lower_set(values: Iterable[str] | None) -> frozenset[str]:
     return frozenset(str(v).strip().lower() for v in values or () if str(v).strip())
 
 
+class Reuse:
+    """The creative specs of the last build, by the content of the row (and CTR) each came
+    from: a rebuild after one edit compiles only what changed, and a row that changed in any
+    column is compiled afresh."""
+
+    def __init__(self) -> None:
+        self._last: dict[Hashable, CreativeSpec] = {}
+        self._next: dict[Hashable, CreativeSpec] = {}
+
+    def creative(self, row: Any, base_url: str, ctr: float) -> CreativeSpec:
+        key = (tuple(row), base_url, ctr)
+        spec = self._last.get(key)
+        if spec is None:
+            spec = _creative_spec(row, base_url, ctr)
+        self._next[key] = spec
+        return spec
+
+    def finish(self) -> None:
+        """Keep this build's specs for the next one, and only those."""
+        self._last, self._next = self._next, {}
+
+
 class Inventory:
     """Holds the current snapshot; ``current`` is a plain attribute read, never a lock."""
 
@@ -242,13 +270,16 @@ class Inventory:
         self._base_url = base_url
         self._max_age = max_age
         self._built_at = 0.0
+        self._reuse = Reuse()
         self.current = Snapshot.empty()
 
     def rebuild(self) -> Snapshot:
         """Build a new snapshot (blocking; run it in a thread from async code) and publish it."""
         now = time.time()
         with self._engine.connect() as connection:
-            snapshot = build_snapshot(connection, base_url=self._base_url, now=now)
+            snapshot = build_snapshot(
+                connection, base_url=self._base_url, now=now, reuse=self._reuse
+            )
         self.current = snapshot
         self._built_at = now
         return snapshot

@@ -29,7 +29,7 @@ from adserver.decide import (
     decide,
     smoothed_ctr,
 )
-from adserver.inventory import build_snapshot, compile_targeting
+from adserver.inventory import Reuse, build_snapshot, compile_targeting
 from adserver.models import (
     Advertiser,
     Campaign,
@@ -313,6 +313,49 @@ def test_html_markup_is_kept_as_written(session: Session) -> None:
 def test_the_snapshot_carries_the_inventory_version(session: Session) -> None:
     make_site(session)
     assert snapshot_of(session).version == 0
+
+
+def rebuilt(session: Session, reuse: Reuse) -> Snapshot:
+    session.commit()
+    with session.get_bind().connect() as connection:  # type: ignore[union-attr]
+        return build_snapshot(connection, base_url=BASE_URL, now=NOW, reuse=reuse)
+
+
+def test_a_rebuild_reuses_the_specs_of_creatives_that_did_not_change(session: Session) -> None:
+    slot = make_slot(session, site=make_site(session))
+    campaign = make_campaign(session, slots=[slot], with_creative=False)
+    kept = make_creative(session, campaign=campaign, name="kept")
+    edited = make_creative(session, campaign=campaign, name="edited")
+    reuse = Reuse()
+    first = rebuilt(session, reuse)
+    # An edit that leaves updated_at alone is still seen: specs are kept by the row's content.
+    edited.click_url = "https://acme.example/new-landing"
+    session.add(edited)
+    second = rebuilt(session, reuse)
+    assert second.creatives[pk(kept)] is first.creatives[pk(kept)]
+    assert second.creatives[pk(edited)].click_url == "https://acme.example/new-landing"
+    assert first.creatives[pk(edited)].click_url == "https://acme.example/sale"
+
+
+def test_a_creative_whose_ctr_moved_gets_a_new_spec(session: Session) -> None:
+    slot = make_slot(session, site=make_site(session))
+    campaign = make_campaign(session, slots=[slot], with_creative=False, rotation="ctr")
+    creative = make_creative(session, campaign=campaign)
+    reuse = Reuse()
+    before = rebuilt(session, reuse).creatives[pk(creative)]
+    session.add(
+        HourlyStat(
+            hour=0,
+            site_id=0,
+            slot_id=0,
+            campaign_id=pk(campaign),
+            creative_id=pk(creative),
+            impressions=1000,
+            clicks=50,
+        )
+    )
+    after = rebuilt(session, reuse).creatives[pk(creative)]
+    assert after.ctr > before.ctr
 
 
 # --- flight dates are booked in the site's time zone ---------------------------------------------
