@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
@@ -25,8 +25,12 @@ Served = tuple[int, int | None, int | None]
 
 
 class DeliveryCounters:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, *, observer: Callable[[int, int], None] | None = None
+    ) -> None:
         self._engine = engine
+        #: Told (filled, empty) slot decisions at each flush: the metrics, off the request path.
+        self._observer = observer
         self._pending: list[tuple[int, int, tuple[Served, ...]]] = []
         self._lock = threading.Lock()
         #: Sums a failed flush keeps for the next one; only ``flush`` touches them.
@@ -48,11 +52,16 @@ class DeliveryCounters:
             with self._lock:
                 pending, self._pending = self._pending, []
             requests, served = self._requests, self._served
+            asked = filled = 0
             for hour, site_id, slots in pending:
                 for slot_id, campaign_id, creative_id in slots:
+                    asked += 1
                     requests[(hour, site_id, slot_id, 0, 0)] += 1
                     if campaign_id is not None and creative_id is not None:
+                        filled += 1
                         served[(hour, site_id, slot_id, campaign_id, creative_id)] += 1
+            if self._observer is not None and asked:
+                self._observer(filled, asked - filled)
             rows = [_row(key, requests=n) for key, n in requests.items()]
             rows += [_row(key, served=n) for key, n in served.items()]
             if not rows:

@@ -13,7 +13,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.decisions = Counter(
             "adserver_decisions",
-            "Slot decisions by result (filled, empty)",
+            "Slot decisions by result (filled, empty), added at each delivery counters flush",
             ["result"],
             registry=self.registry,
         )
@@ -47,8 +47,6 @@ class Metrics:
             registry=self.registry,
         )
 
-        self.filled = self.decisions.labels("filled")
-        self.empty = self.decisions.labels("empty")
         self._events: dict[tuple[str, str], Any] = {}
 
     def count_event(self, kind: str, reason: str | None) -> None:
@@ -58,6 +56,10 @@ class Metrics:
         if child is None:
             child = self._events[key] = self.events.labels(*key)
         child.inc()
+
+    def observe_decisions(self, filled: int, empty: int) -> None:
+        self.decisions.labels("filled").inc(filled)
+        self.decisions.labels("empty").inc(empty)
 
     def observe_group(self, size: int, seconds: float) -> None:
         self.group_size.observe(size)

@@ -84,7 +84,7 @@ class Services:
             metrics=metrics,
             inventory=Inventory(engine, base_url=settings.base_url),
             writer=writer,
-            counters=DeliveryCounters(engine),
+            counters=DeliveryCounters(engine, observer=metrics.observe_decisions),
             signer=TokenSigner(settings.secret_key),
             tag=TagScript.load(),
         )

@@ -87,3 +87,16 @@ def test_no_count_is_lost_while_threads_count_and_flush(engine: Engine) -> None:
         (1, 10, 0, 0): (4 * per_thread, 0),
         (1, 10, 100, 1000): (0, 4 * per_thread),
     }
+
+
+def test_each_flush_tells_the_observer_how_many_slots_were_filled_and_empty(
+    engine: Engine,
+) -> None:
+    told: list[tuple[int, int]] = []
+    counters = DeliveryCounters(engine, observer=lambda filled, empty: told.append((filled, empty)))
+    counters.count(HOUR, 1, [(10, 100, 1000), (11, None, None), (12, None, None)])
+    counters.flush()
+    counters.flush()  # nothing asked since: nothing told
+    counters.count(HOUR, 1, [(10, 100, 1000)])
+    counters.flush()
+    assert told == [(1, 2), (1, 0)]

@@ -70,11 +70,6 @@ async def decide_endpoint(request: Request) -> Response:
             decisions[name] = orjson.Fragment(_answer(svc.signer, site, decision, int(now)))
             served.append((decision.slot.id, decision.campaign.id, decision.creative.id))
     svc.counters.count(svc.hours.hour(now, site.timezone, site.id), site.id, served)
-    filled = sum(1 for _, campaign, _ in served if campaign is not None)
-    if filled:
-        svc.metrics.filled.inc(filled)
-    if len(served) > filled:
-        svc.metrics.empty.inc(len(served) - filled)
     answer: dict[str, Any] = {"site": site.key, "decisions": decisions}
     if result.errors:
         answer["errors"] = result.errors
