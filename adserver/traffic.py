@@ -10,7 +10,6 @@ from functools import lru_cache
 
 import crawleruseragents
 import iptocc
-from starlette.datastructures import Headers
 from ua_parser import parse_device
 
 _TABLETS = ("ipad", "tablet", "kindle", "silk", "playbook", "nexus 7", "nexus 9", "nexus 10")
@@ -50,7 +49,8 @@ def country(ip: str | None) -> str | None:
         return None
 
 
-def is_prefetch(headers: Headers) -> bool:
-    """Browsers mark speculative loads; they are not a reader looking at an ad."""
-    purpose = headers.get("sec-purpose") or headers.get("purpose") or ""
-    return "prefetch" in purpose.lower() or "prerender" in purpose.lower()
+def is_prefetch(purpose: str) -> bool:
+    """Browsers mark speculative loads in ``Sec-Purpose`` (or the older ``Purpose``) header;
+    they are not a reader looking at an ad."""
+    lowered = purpose.lower()
+    return "prefetch" in lowered or "prerender" in lowered

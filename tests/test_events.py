@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from adserver.events import EventRecord, EventWriter, WriterStopped, store
+from adserver.events import EventRecord, EventWriter, WriterStopped, new_event_id, store
 
 
 def event(decision_id: str, kind: str = "imp", reason: str | None = None) -> EventRecord:
@@ -147,3 +148,21 @@ def test_record_blocking_waits_for_the_commit(engine: Engine, tmp_path: Path) ->
         assert stored(engine)[record.id] == (True, None, "blocking:imp")
     finally:
         writer.stop()
+
+
+def send_event_id(out: multiprocessing.Queue[str]) -> None:
+    out.put(new_event_id())
+
+
+def test_forked_workers_draw_their_own_event_ids() -> None:
+    """Server workers are forked from one parent: each must not continue the parent's ids."""
+    context = multiprocessing.get_context("fork")
+    out: multiprocessing.Queue[str] = context.Queue()
+    children = [context.Process(target=send_event_id, args=(out,)) for _ in range(2)]
+    for child in children:
+        child.start()
+    ids = {out.get(timeout=30) for _ in children}
+    for child in children:
+        child.join(timeout=30)
+    assert len(ids) == 2
+    assert new_event_id() not in ids

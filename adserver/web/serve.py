@@ -145,17 +145,20 @@ async def decide_preflight(request: Request) -> Response:
 async def beacon_endpoint(request: Request) -> Response:
     """Impression and view beacons: 204 once recorded (valid or not), 4xx for a bad token."""
     svc = services(request)
-    kind = "imp" if request.scope["path"].startswith("/v1/imp/") else "view"
-    state, record = _classify(request, kind, svc.settings.beacon_ttl)
+    scope = request.scope
+    kind = "imp" if scope["path"].startswith("/v1/imp/") else "view"
+    headers = _event_headers(request)
+    state, record = _classify(request, kind, svc.settings.beacon_ttl, headers)
     await svc.writer.record(record)
     svc.metrics.count_event(kind, record.reason)
     if state is TokenState.FORGED:
         return error(403, "this beacon's token is not valid")
     if state is TokenState.EXPIRED:
         return error(410, "this beacon's token has expired")
-    if parse_query(request.scope["query_string"]).get("img") or request.headers.get(
-        "accept", ""
-    ).startswith("image/"):
+    query = scope["query_string"]
+    if (query and parse_query(query).get("img")) or headers.get(b"accept", b"").startswith(
+        b"image/"
+    ):
         return Response(GIF, media_type="image/gif", headers=NO_STORE)
     return Response(status_code=204, headers=NO_STORE)
 
@@ -163,7 +166,7 @@ async def beacon_endpoint(request: Request) -> Response:
 async def click_endpoint(request: Request) -> Response:
     """Send the reader to the creative's stored landing URL, never one from the request."""
     svc = services(request)
-    state, record = _classify(request, "click", svc.settings.click_ttl)
+    state, record = _classify(request, "click", svc.settings.click_ttl, _event_headers(request))
     await svc.writer.record(record)
     svc.metrics.count_event("click", record.reason)
     landing = (
@@ -191,19 +194,36 @@ async def _landing_url(request: Request, creative_id: int) -> str | None:
     return str(row) if row else None
 
 
-def _classify(request: Request, kind: str, ttl: int) -> tuple[TokenState, EventRecord]:
+#: The request headers an event handler reads.
+_EVENT_HEADERS = frozenset((b"user-agent", b"sec-purpose", b"purpose", b"accept"))
+
+
+def _event_headers(request: Request) -> dict[bytes, bytes]:
+    """The headers an event handler reads, first of each name, in one pass over the scope's
+    (``request.headers`` builds a mapping, and each of its lookups scans every header)."""
+    found: dict[bytes, bytes] = {}
+    for name, value in request.scope["headers"]:
+        if name in _EVENT_HEADERS and name not in found:
+            found[name] = value
+    return found
+
+
+def _classify(
+    request: Request, kind: str, ttl: int, headers: dict[bytes, bytes]
+) -> tuple[TokenState, EventRecord]:
     svc = services(request)
     now = time.time()
     verified = svc.signer.verify(request.path_params["token"], now=int(now), ttl=ttl)
     claims = verified.claims
     reason: str | None = None
+    purpose = headers.get(b"sec-purpose") or headers.get(b"purpose") or b""
     if verified.state is TokenState.FORGED:
         reason = "forged"
     elif verified.state is TokenState.EXPIRED:
         reason = "expired"
-    elif traffic.is_prefetch(request.headers):
+    elif traffic.is_prefetch(purpose.decode("latin-1")):
         reason = "prefetch"
-    elif traffic.is_bot(request.headers.get("user-agent", "")):
+    elif traffic.is_bot(headers.get(b"user-agent", b"").decode("latin-1")):
         reason = "bot"
     site_id = claims.site_id if claims else 0
     record = EventRecord.new(
