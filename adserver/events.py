@@ -31,7 +31,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Dialect, Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from adserver.models import Event, table
@@ -237,7 +237,12 @@ class EventWriter:
         """The writer's own connection, kept between groups: a pool checkout costs a ping and
         a rollback (two round trips on PostgreSQL) per group."""
         if self._connection is None:
-            self._connection = self._engine.connect()
+            connection = self._engine.connect()
+            if connection.dialect.name == "postgresql":
+                # A group is one INSERT there, committed by itself: BEGIN and COMMIT were two
+                # more round trips per group, each waiting for the server to be scheduled.
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            self._connection = connection
         return self._connection
 
     def _disconnect(self) -> None:
@@ -327,16 +332,37 @@ _VALID = _COLUMNS.index("valid")
 _DEDUP_KEY = _COLUMNS.index("dedup_key")
 
 
-@functools.cache
-def _insert_sql(paramstyle: str) -> str:
-    """One event row's INSERT in the driver's own parameter style, skipping a row whose dedup
-    key is taken: executed by the driver itself, SQLAlchemy's per-row work cost three times
-    the insert."""
-    mark = "?" if paramstyle == "qmark" else "%s"
+@functools.lru_cache(maxsize=8)  # one per engine's dialect
+def _insert_sql(dialect: Dialect) -> str:
+    """The INSERT of event rows, skipping a row whose dedup key is taken, for the driver itself
+    (SQLAlchemy's per-row work cost three times the insert).
+
+    SQLite takes one row of parameters per execution, many executions. PostgreSQL takes the
+    whole group as one array per column: one statement and one round trip to the server, which
+    also commits it when the writer's connection is in autocommit.
+    """
+    columns = ", ".join(_COLUMNS)
+    if dialect.name == "postgresql":
+        types = [EVENTS.c[name].type.compile(dialect=dialect) for name in _COLUMNS]
+        arrays = ", ".join(f"%s::{type_}[]" for type_ in types)
+        return (
+            f"INSERT INTO {EVENTS.name} ({columns}) SELECT * FROM unnest({arrays}) "
+            "ON CONFLICT (dedup_key) DO NOTHING"
+        )
+    marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(_COLUMNS))
     return (
-        f"INSERT INTO {EVENTS.name} ({', '.join(_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(_COLUMNS))}) ON CONFLICT (dedup_key) DO NOTHING"
+        f"INSERT INTO {EVENTS.name} ({columns}) VALUES ({marks}) ON CONFLICT (dedup_key) DO NOTHING"
     )
+
+
+def _insert(connection: Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Insert ``rows`` (in ``_COLUMNS`` order); returns how many went in."""
+    sql = _insert_sql(connection.dialect)
+    if connection.dialect.name == "postgresql":
+        return connection.exec_driver_sql(
+            sql, tuple(list(column) for column in zip(*rows, strict=True))
+        ).rowcount
+    return connection.exec_driver_sql(sql, rows).rowcount
 
 
 def store(connection: Connection, records: list[EventRecord]) -> None:
@@ -378,9 +404,8 @@ def store(connection: Connection, records: list[EventRecord]) -> None:
                 key,
             )
         )
-    sql = _insert_sql(connection.dialect.paramstyle)
-    if connection.exec_driver_sql(sql, rows).rowcount < len(rows):
-        _store_refused(connection, sql, rows)
+    if _insert(connection, rows) < len(rows):
+        _store_refused(connection, rows)
 
 
 def _missing_impressions(connection: Connection, records: list[EventRecord]) -> set[str]:
@@ -397,7 +422,7 @@ def _missing_impressions(connection: Connection, records: list[EventRecord]) -> 
     return wanted
 
 
-def _store_refused(connection: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+def _store_refused(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Store as duplicates the counted rows the unique index refused: their ids are absent."""
     counted = [row for row in rows if row[_DEDUP_KEY] is not None]
     present = set(
@@ -408,7 +433,8 @@ def _store_refused(connection: Connection, sql: str, rows: list[tuple[Any, ...]]
     refused = [
         (*row[:_VALID], False, "duplicate", None) for row in counted if row[_ID] not in present
     ]
-    connection.exec_driver_sql(sql, refused)
+    if refused:
+        _insert(connection, refused)
 
 
 class Spool:
