@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
+from adserver.render import NO_ANSWER, Answer
 from adserver.tokens import new_decision_id
 
 #: ``ctr`` rotation shows a creative drawn evenly this often (exploring), else the best so far.
@@ -49,7 +50,7 @@ class CreativeSpec:
     #: Smoothed click-through rate so far, for ``ctr`` rotation (see ``smoothed_ctr``).
     ctr: float = 0.0
     #: The answer's JSON for this creative, rendered ahead by ``render.answer_template``.
-    answer: bytes = b""
+    answer: Answer = NO_ANSWER
 
 
 @dataclass(frozen=True, slots=True)
