@@ -11,9 +11,11 @@ campaign a creative that fits the slot's sizes is drawn by its rotation.
 
 from __future__ import annotations
 
+import bisect
+import math
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -30,8 +32,10 @@ CAP_WINDOWS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
 FLUID = "fluid"
 
 T = TypeVar("T")
+#: A campaign with its creatives that fit a slot.
+Pair = tuple["CampaignSpec", tuple["CreativeSpec", ...]]
 #: One priority tier of a slot: campaigns with the creatives that fit it.
-Tier = tuple[tuple["CampaignSpec", tuple["CreativeSpec", ...]], ...]
+Tier = tuple[Pair, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +71,15 @@ class Targeting:
     hours: frozenset[int] = frozenset()
     #: False when nothing is targeted, so most campaigns skip the checks entirely.
     constrained: bool = field(init=False, repr=False, compare=False)
+    #: True when days or hours are targeted: an answer that changes with the clock.
+    timed: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         sets = (self.keywords, self.exclude_keywords, self.devices, self.countries)
+        timed = bool(self.days or self.hours)
         constrained = self.paths is not None or self.exclude_paths is not None
-        constrained = constrained or any(sets) or bool(self.days or self.hours)
-        object.__setattr__(self, "constrained", constrained)
+        object.__setattr__(self, "constrained", constrained or any(sets) or timed)
+        object.__setattr__(self, "timed", timed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +105,19 @@ class CampaignSpec:
     #: True when targeting, a cap or the throttle may turn the campaign away within its flight;
     #: most campaigns have none of them and skip those checks.
     gated: bool = field(init=False, repr=False, compare=False)
+    #: True when the answer depends on more than the reader's context and the flight: day or
+    #: hour targeting, a cap or the throttle, checked on every decision (see ``_in_context``).
+    residual: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         opens = float("-inf") if self.starts_at is None else self.starts_at
         closes = float("inf") if self.ends_at is None else self.ends_at
         gated = self.targeting.constrained or self.fc_count is not None or self.throttle < 1.0
+        residual = self.targeting.timed or self.fc_count is not None or self.throttle < 1.0
         object.__setattr__(self, "opens", opens)
         object.__setattr__(self, "closes", closes)
         object.__setattr__(self, "gated", gated)
+        object.__setattr__(self, "residual", residual)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +131,27 @@ class SlotSpec:
     #: ``tiers`` again, each campaign paired with its creatives that fit the slot's sizes (and
     #: left out if none does): worked out once here rather than on every decision.
     fitting: tuple[Tier, ...] = field(init=False, repr=False, compare=False)
+    #: Every finite flight start and end among ``fitting``'s campaigns, sorted: between two of
+    #: them, which campaigns are in flight cannot change.
+    bounds: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    #: Reader context -> the campaigns in flight that its targeting admits (``_in_context``).
+    #: A page is viewed over and over by readers alike, so this is worked out once per context
+    #: and flight period; it never changes an outcome, only what the decision costs.
+    seen: dict[Hashable, _InContext] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fitting", _fitting_tiers(self.tiers, self.sizes))
+        fitting = _fitting_tiers(self.tiers, self.sizes)
+        bounds = {
+            bound
+            for tier in fitting
+            for campaign, _ in tier
+            for bound in (campaign.opens, campaign.closes)
+            if -math.inf < bound < math.inf
+        }
+        object.__setattr__(self, "fitting", fitting)
+        object.__setattr__(self, "bounds", tuple(sorted(bounds)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,14 +220,41 @@ class UnknownSite(LookupError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _TierInContext:
+    """One tier's campaigns in flight that a reader context's targeting admits."""
+
+    pairs: Tier
+    weights: tuple[int, ...]
+    #: Some campaign here is throttled or targets days or hours: checked on every decision.
+    always_checked: bool
+    #: Some campaign here has a frequency cap: checked when the reader sends its history.
+    capped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _InContext:
+    """A slot's tiers for one reader context, true while ``opens <= now < closes``."""
+
+    opens: float
+    closes: float
+    tiers: tuple[_TierInContext, ...]
+
+
+#: Reader contexts remembered per slot before the memo starts afresh.
+MEMO_LIMIT = 512
+
+
 class _Context:
     """The request, with the site-local time worked out only if day or hour targeting asks."""
 
-    __slots__ = ("_local", "request", "zone")
+    __slots__ = ("_local", "key", "request", "zone")
 
     def __init__(self, request: DecideRequest, zone: ZoneInfo) -> None:
         self.request = request
         self.zone = zone
+        #: What targeting other than days and hours sees of the reader.
+        self.key = (request.path, request.keywords, request.device, request.country)
         self._local: datetime | None = None
 
     def local(self) -> datetime:
@@ -228,9 +285,8 @@ def _decide_slot(
     slot: SlotSpec, wanted: SlotRequest, context: _Context, rng: random.Random
 ) -> Decision | None:
     if wanted.sizes is None:
-        tiers = slot.fitting
-    else:
-        tiers = _fitting_tiers(slot.tiers, _allowed_sizes(slot.sizes, wanted.sizes))
+        return _decide_in_context(slot, context, rng)
+    tiers = _fitting_tiers(slot.tiers, _allowed_sizes(slot.sizes, wanted.sizes))
     now = context.request.now
     for tier in tiers:
         eligible = [
@@ -240,14 +296,70 @@ def _decide_slot(
             and (not pair[0].gated or _passes_gates(pair[0], context, rng))
         ]
         if eligible:
-            campaign, fitting = (
-                eligible[0]
-                if len(eligible) == 1
-                else _draw(eligible, [c.weight for c, _ in eligible], rng)
-            )
-            creative = _rotate(campaign, fitting, rng)
-            return Decision(rng.randbytes(12), slot, campaign, creative)
+            return _choose(slot, eligible, [c.weight for c, _ in eligible], rng)
     return None
+
+
+def _decide_in_context(slot: SlotSpec, context: _Context, rng: random.Random) -> Decision | None:
+    """The slot's own sizes: as ``_decide_slot`` decides them, from the memo of what the
+    reader's context admits; the checks left (days, hours, caps, throttle) run in the same
+    order, so the same random draws give the same decisions."""
+    now = context.request.now
+    admitted = slot.seen.get(context.key)
+    if admitted is None or not admitted.opens <= now < admitted.closes:
+        admitted = _in_context(slot, context)
+        if len(slot.seen) >= MEMO_LIMIT:
+            slot.seen.clear()
+        slot.seen[context.key] = admitted
+    with_history = bool(context.request.frequency)
+    for tier in admitted.tiers:
+        if tier.always_checked or (with_history and tier.capped):
+            eligible = [
+                pair
+                for pair in tier.pairs
+                if not pair[0].residual or _passes_residual(pair[0], context, rng)
+            ]
+            if eligible:
+                return _choose(slot, eligible, [c.weight for c, _ in eligible], rng)
+        else:
+            return _choose(slot, tier.pairs, tier.weights, rng)
+    return None
+
+
+def _in_context(slot: SlotSpec, context: _Context) -> _InContext:
+    """Each tier's campaigns in flight whose targeting (but days and hours) admits the
+    reader, and for how long that holds: until the next flight starts or ends."""
+    now = context.request.now
+    after = bisect.bisect_right(slot.bounds, now)
+    opens = slot.bounds[after - 1] if after else -math.inf
+    closes = slot.bounds[after] if after < len(slot.bounds) else math.inf
+    tiers = []
+    for tier in slot.fitting:
+        pairs = tuple(
+            pair
+            for pair in tier
+            if pair[0].opens <= now < pair[0].closes
+            and (not pair[0].targeting.constrained or _targeted_here(pair[0].targeting, context))
+        )
+        if pairs:
+            campaigns = [campaign for campaign, _ in pairs]
+            tiers.append(
+                _TierInContext(
+                    pairs,
+                    tuple(c.weight for c in campaigns),
+                    any(c.throttle < 1.0 or c.targeting.timed for c in campaigns),
+                    any(c.fc_count is not None for c in campaigns),
+                )
+            )
+    return _InContext(opens, closes, tuple(tiers))
+
+
+def _choose(
+    slot: SlotSpec, eligible: Sequence[Pair], weights: Sequence[int], rng: random.Random
+) -> Decision:
+    campaign, fitting = eligible[0] if len(eligible) == 1 else _draw(eligible, weights, rng)
+    creative = _rotate(campaign, fitting, rng)
+    return Decision(rng.randbytes(12), slot, campaign, creative)
 
 
 def _allowed_sizes(slot_sizes: tuple[str, ...], asked: tuple[str, ...]) -> tuple[str, ...]:
@@ -281,17 +393,24 @@ def _fitting_tiers(
 
 def _passes_gates(campaign: CampaignSpec, context: _Context, rng: random.Random) -> bool:
     """Targeting, frequency cap and throttle, for a campaign within its flight."""
+    if campaign.targeting.constrained and not _targeted_here(campaign.targeting, context):
+        return False
+    return _passes_residual(campaign, context, rng)
+
+
+def _passes_residual(campaign: CampaignSpec, context: _Context, rng: random.Random) -> bool:
+    """Day and hour targeting, frequency cap and throttle, in that order."""
     request = context.request
-    if campaign.targeting.constrained and not _targeted(campaign.targeting, context):
+    if campaign.targeting.timed and not _targeted_now(campaign.targeting, context):
         return False
     if campaign.fc_count is not None and request.frequency and _capped(campaign, request):
         return False
     return campaign.throttle >= 1.0 or rng.random() < campaign.throttle
 
 
-def _targeted(targeting: Targeting, context: _Context) -> bool:
-    """Every targeted dimension must match; set lookups go before path patterns, which cost
-    more, and the local time goes last, worked out only if asked."""
+def _targeted_here(targeting: Targeting, context: _Context) -> bool:
+    """Targeting by what the reader's context tells: every dimension must match; set lookups
+    go before path patterns, which cost more."""
     request = context.request
     if targeting.devices and request.device not in targeting.devices:
         return False
@@ -303,8 +422,11 @@ def _targeted(targeting: Targeting, context: _Context) -> bool:
         return False
     if targeting.paths is not None and not targeting.paths.match(request.path):
         return False
-    if targeting.exclude_paths is not None and targeting.exclude_paths.match(request.path):
-        return False
+    return targeting.exclude_paths is None or not targeting.exclude_paths.match(request.path)
+
+
+def _targeted_now(targeting: Targeting, context: _Context) -> bool:
+    """Day and hour targeting, by the site's local time, worked out only when asked."""
     if targeting.days and context.local().weekday() not in targeting.days:
         return False
     return not targeting.hours or context.local().hour in targeting.hours

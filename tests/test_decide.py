@@ -25,6 +25,7 @@ import pytest
 
 from adserver.decide import (
     CTR_EXPLORE,
+    MEMO_LIMIT,
     TIER_RANK,
     CampaignSpec,
     CreativeSpec,
@@ -619,3 +620,84 @@ def test_a_decision_names_the_slot_campaign_and_one_of_its_creatives() -> None:
     assert decision.campaign.id == 1
     assert decision.creative in decision.campaign.creatives
     assert decision.creative.campaign_id == 1
+
+
+# --- the memo of reader contexts ------------------------------------------------------------
+
+
+def random_slot(rng: random.Random, slot_id: int) -> SlotSpec:
+    """A slot with a random mix of tiers, weights, flights, targeting, caps and throttles."""
+    campaigns = []
+    for n in range(rng.randrange(1, 12)):
+        campaign_id = slot_id * 100 + n
+        targeting: dict[str, Any] = {}
+        for key, values in (
+            ("paths", ["/news/*", "/sport/*"]),
+            ("keywords", ["travel", "cricket"]),
+            ("devices", ["desktop"]),
+            ("countries", ["IN", "GB"]),
+            ("days", [0, 2, 4]),
+            ("hours", list(range(9, 17))),
+        ):
+            if rng.random() < 0.15:
+                targeting[key] = rng.sample(values, rng.randrange(1, len(values) + 1))
+        capped = rng.random() < 0.25
+        campaigns.append(
+            campaign(
+                campaign_id,
+                tier=rng.choice(list(TIER_RANK)),
+                weight=rng.randrange(0, 5),
+                creatives=tuple(
+                    creative(campaign_id * 10 + k, weight=rng.randrange(1, 4))
+                    for k in range(rng.randrange(1, 4))
+                ),
+                rotation=rng.choice(("even", "weighted")),
+                targeting=compile_targeting(targeting),
+                starts_at=rng.choice((None, NOW - DAY, NOW + HOUR)),
+                ends_at=rng.choice((None, NOW + 2 * HOUR, NOW + DAY)),
+                fc_count=2 if capped else None,
+                fc_per="day" if capped else None,
+                throttle=rng.choice((1.0, 1.0, 0.5)),
+            )
+        )
+    return slot(*campaigns, name=f"slot-{slot_id}", slot_id=slot_id)
+
+
+def test_the_memo_of_reader_contexts_never_changes_a_decision() -> None:
+    # Each decision is made twice with the same random draws: from the slot's memo (the
+    # slot's own sizes) and by checking every campaign (the page asks for those same sizes).
+    rng = random.Random(11)
+    slots = [random_slot(rng, n) for n in range(1, 9)]
+    snap = snapshot(*slots)
+    differences = []
+    for trial in range(3_000):
+        chosen = rng.choice(slots)
+        context: dict[str, Any] = {
+            "now": NOW + rng.choice((-HOUR, 0, 30 * 60, HOUR, 90 * 60, 3 * HOUR, 2 * DAY)),
+            "path": rng.choice(("/", "/news/today", "/sport/cricket")),
+            "keywords": frozenset(rng.sample(["travel", "food", "cricket"], rng.randrange(3))),
+            "device": rng.choice(("desktop", "mobile", None)),
+            "country": rng.choice(("IN", "GB", "US", None)),
+        }
+        if rng.random() < 0.3:
+            context["frequency"] = {c.id: (NOW - 60, NOW - 30) for t in chosen.tiers for c in t}
+        seed = rng.randrange(2**32)
+        memo = decide(snap, request(chosen.name, **context), random.Random(seed))
+        checked = decide(
+            snap,
+            request(SlotRequest(chosen.name, chosen.sizes), **context),
+            random.Random(seed),
+        )
+        outcome = memo.decisions[chosen.name], checked.decisions[chosen.name]
+        if outcome[0] != outcome[1]:
+            differences.append((trial, outcome))
+    assert differences == []
+    assert any(s.seen for s in slots)
+
+
+def test_the_memo_is_bounded_per_slot() -> None:
+    snap = snapshot(slot(campaign(1)))
+    rng = random.Random(1)
+    for n in range(MEMO_LIMIT * 2 + 10):
+        assert decide(snap, request(path=f"/page-{n}"), rng).decisions[SLOT] is not None
+    assert 0 < len(snap.sites["demo"].slots[SLOT].seen) <= MEMO_LIMIT
