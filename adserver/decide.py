@@ -277,16 +277,19 @@ def decide(snapshot: Snapshot, request: DecideRequest, rng: random.Random) -> De
             errors.append(f"unknown slot {wanted.name!r}")
             decisions[wanted.name] = None
             continue
-        decisions[wanted.name] = _decide_slot(slot, wanted, context, rng)
+        decisions[wanted.name] = (
+            _decide_in_context(slot, context, rng)
+            if wanted.sizes is None
+            else _decide_for_sizes(slot, wanted.sizes, context, rng)
+        )
     return DecideResult(site, decisions, errors)
 
 
-def _decide_slot(
-    slot: SlotSpec, wanted: SlotRequest, context: _Context, rng: random.Random
+def _decide_for_sizes(
+    slot: SlotSpec, sizes: tuple[str, ...], context: _Context, rng: random.Random
 ) -> Decision | None:
-    if wanted.sizes is None:
-        return _decide_in_context(slot, context, rng)
-    tiers = _fitting_tiers(slot.tiers, _allowed_sizes(slot.sizes, wanted.sizes))
+    """A slot narrowed to some of its sizes by the page: every campaign checked."""
+    tiers = _fitting_tiers(slot.tiers, _allowed_sizes(slot.sizes, sizes))
     now = context.request.now
     for tier in tiers:
         eligible = [
@@ -301,7 +304,7 @@ def _decide_slot(
 
 
 def _decide_in_context(slot: SlotSpec, context: _Context, rng: random.Random) -> Decision | None:
-    """The slot's own sizes: as ``_decide_slot`` decides them, from the memo of what the
+    """The slot's own sizes: as ``_decide_for_sizes`` decides them, from the memo of what the
     reader's context admits; the checks left (days, hours, caps, throttle) run in the same
     order, so the same random draws give the same decisions."""
     now = context.request.now
@@ -359,7 +362,8 @@ def _choose(
 ) -> Decision:
     campaign, fitting = eligible[0] if len(eligible) == 1 else _draw(eligible, weights, rng)
     creative = _rotate(campaign, fitting, rng)
-    return Decision(rng.randbytes(12), slot, campaign, creative)
+    # Random.randbytes(12), without its Python-level wrapper.
+    return Decision(rng.getrandbits(96).to_bytes(12, "little"), slot, campaign, creative)
 
 
 def _allowed_sizes(slot_sizes: tuple[str, ...], asked: tuple[str, ...]) -> tuple[str, ...]:

@@ -75,9 +75,11 @@ class TokenSigner:
         self, decision: bytes, site: int, slot: int, campaign: int, creative: int, issued: int
     ) -> bytes:
         """The token as ASCII bytes, from the decision's 12 raw id bytes: the decide path's
-        form, spliced into answers already serialised."""
+        form, spliced into answers already serialised (``_mac`` and ``urlsafe_b64`` written
+        out, as this runs three times per decide request)."""
         payload = _LAYOUT.pack(_VERSION, decision, site, slot, campaign, creative, issued)
-        return urlsafe_b64(payload + self._mac(_VERSION, payload))
+        mac = hashlib.blake2b(payload, key=self._key, digest_size=_MAC_BYTES).digest()
+        return binascii.b2a_base64(payload + mac, newline=False).translate(_TO_URLSAFE)
 
     def verify(self, token: str, *, now: int, ttl: int) -> Verified:
         """Check the signature in constant time, then the age against ``ttl`` seconds."""
