@@ -456,7 +456,8 @@ def _rotate(
     if len(fitting) == 1:
         return fitting[0]
     if campaign.rotation == "even":
-        return rng.choice(fitting)
+        # An even draw, as Random.choice makes, in one C call rather than two Python ones.
+        return fitting[int(rng.random() * len(fitting))]
     if campaign.rotation == "ctr":
         if rng.random() < CTR_EXPLORE:
             return rng.choice(fitting)

@@ -1,10 +1,11 @@
 """Signed, expiring event tokens: what a beacon or click proves about its decision.
 
-A token packs a version, the decision id, site, slot, campaign, creative and issue time into 33
+A token packs the decision id, a version, site, slot, campaign, creative and issue time into 33
 bytes, followed by a 128-bit MAC of them: keyed BLAKE2b since version 2 (a third of HMAC-SHA256's
-cost, and it is paid three times per decide request); version 1 tokens (HMAC-SHA256) still
-verify until they expire. Verifying needs the secret only, no database read. One token serves
-the impression, view and click URLs of a decision: the kind is in the path.
+cost, and it is paid three times per decide request). The decision id comes first, so a token's
+first 16 characters spell it. Version 1 tokens (version first, HMAC-SHA256) still verify until
+they expire. Verifying needs the secret only, no database read. One token serves the
+impression, view and click URLs of a decision: the kind is in the path.
 """
 
 from __future__ import annotations
@@ -18,9 +19,15 @@ from enum import Enum
 
 _VERSION = 2
 _HMAC_VERSION = 1
-_LAYOUT = struct.Struct(">B12sIIIII")
+_LAYOUT = struct.Struct(">12sBIIIII")
+_HMAC_LAYOUT = struct.Struct(">B12sIIIII")
+#: Where each layout keeps its version byte.
+_VERSION_AT = 12
+_HMAC_VERSION_AT = 0
 _MAC_BYTES = 16
 _TOKEN_BYTES = _LAYOUT.size + _MAC_BYTES
+#: The characters of a token that spell its decision id (12 bytes, 16 base64 characters).
+DECISION_CHARS = 16
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
@@ -77,7 +84,7 @@ class TokenSigner:
         """The token as ASCII bytes, from the decision's 12 raw id bytes: the decide path's
         form, spliced into answers already serialised (``_mac`` and ``urlsafe_b64`` written
         out, as this runs three times per decide request)."""
-        payload = _LAYOUT.pack(_VERSION, decision, site, slot, campaign, creative, issued)
+        payload = _LAYOUT.pack(decision, _VERSION, site, slot, campaign, creative, issued)
         mac = hashlib.blake2b(payload, key=self._key, digest_size=_MAC_BYTES).digest()
         return binascii.b2a_base64(payload + mac, newline=False).translate(_TO_URLSAFE)
 
@@ -93,12 +100,17 @@ class TokenSigner:
         if len(raw) != _TOKEN_BYTES or urlsafe_b64(raw) != spelled:
             return Verified(TokenState.FORGED, None)
         payload, mac = raw[: _LAYOUT.size], raw[_LAYOUT.size :]
-        version = payload[0]
-        if version not in (_VERSION, _HMAC_VERSION):
+        # A version 1 token may carry 2 where version 2 keeps its version: the MAC decides.
+        if payload[_VERSION_AT] == _VERSION and hmac.compare_digest(
+            mac, self._mac(_VERSION, payload)
+        ):
+            decision, _, site, slot, campaign, creative, issued = _LAYOUT.unpack(payload)
+        elif payload[_HMAC_VERSION_AT] == _HMAC_VERSION and hmac.compare_digest(
+            mac, self._mac(_HMAC_VERSION, payload)
+        ):
+            _, decision, site, slot, campaign, creative, issued = _HMAC_LAYOUT.unpack(payload)
+        else:
             return Verified(TokenState.FORGED, None)
-        if not hmac.compare_digest(mac, self._mac(version, payload)):
-            return Verified(TokenState.FORGED, None)
-        _, decision, site, slot, campaign, creative, issued = _LAYOUT.unpack(payload)
         claims = TokenClaims(urlsafe_b64(decision).decode(), site, slot, campaign, creative, issued)
         if issued > now + 60 or now - issued > ttl:
             return Verified(TokenState.EXPIRED, claims)

@@ -95,6 +95,23 @@ def test_a_token_signed_before_the_upgrade_to_version_2_still_verifies(
     assert signer.verify(token, now=ISSUED, ttl=TTL) == Verified(TokenState.VALID, claims())
 
 
+def test_a_version_1_token_that_looks_like_version_2_where_it_keeps_its_version_verifies(
+    signer: TokenSigner,
+) -> None:
+    # Byte 12 of a version 1 token is the decision id's last byte; 2 there is no version 2.
+    decision = new_decision_id(bytes(11) + b"\x02")
+    token = version_1_token(claims(decision_id=decision))
+    assert base64.urlsafe_b64decode(token)[12] == 2
+    verified = signer.verify(token, now=ISSUED, ttl=TTL)
+    assert verified == Verified(TokenState.VALID, claims(decision_id=decision))
+
+
+def test_a_tokens_first_16_characters_spell_its_decision_id(signer: TokenSigner) -> None:
+    for seed in range(50):
+        decision = new_decision_id(random.Random(seed).randbytes(12))
+        assert signer.sign(claims(decision_id=decision))[:16] == decision
+
+
 def test_a_version_1_token_with_another_secret_is_forged(signer: TokenSigner) -> None:
     token = version_1_token(claims(), secret="another-secret")
     assert signer.verify(token, now=ISSUED, ttl=TTL) == forged()
@@ -102,7 +119,7 @@ def test_a_version_1_token_with_another_secret_is_forged(signer: TokenSigner) ->
 
 def test_a_token_of_an_unknown_version_is_forged(signer: TokenSigner) -> None:
     raw = bytearray(base64.urlsafe_b64decode(signer.sign(claims())))
-    raw[0] = 3
+    raw[12] = 3  # where version 2 keeps its version
     token = base64.urlsafe_b64encode(bytes(raw)).decode()
     assert signer.verify(token, now=ISSUED, ttl=TTL) == forged()
 

@@ -18,7 +18,7 @@ from adserver.counters import Served
 from adserver.decide import DecideRequest, Decision, SiteSpec, UnknownSite, decide
 from adserver.events import EventRecord
 from adserver.models import Creative, table
-from adserver.tokens import TokenSigner, TokenState, urlsafe_b64
+from adserver.tokens import DECISION_CHARS, TokenSigner, TokenState
 from adserver.web.common import ReadyJSON, error, services
 from adserver.web.decide_params import (
     BadRequest,
@@ -40,6 +40,7 @@ OPEN_CORS = {"Access-Control-Allow-Origin": "*"}
 
 
 async def decide_endpoint(request: Request) -> Response:
+    """The tag's one request per page: a decision for every slot it names."""
     svc = services(request)
     query = request.scope["query_string"]
     try:
@@ -50,12 +51,16 @@ async def decide_endpoint(request: Request) -> Response:
     except BadRequest as exc:
         return error(400, str(exc), OPEN_CORS)
     now = time.time()
+    headers = _headers(request, _DECIDE_HEADERS)
+    user_agent = headers.get(b"user-agent", b"").decode("latin-1")
     try:
-        result = decide(svc.inventory.current, _decide_request(request, params, now), svc.rng)
+        result = decide(
+            svc.inventory.current, _decide_request(request, params, now, user_agent), svc.rng
+        )
     except UnknownSite:
         return error(404, f"unknown site {params.site!r}", OPEN_CORS)
     site = result.site
-    cors = _cors_headers(request, site)
+    cors = _cors_headers(headers.get(b"origin"), site)
     if cors is None:
         return error(403, "this page's origin is not one of the site's domains")
     decisions: dict[str, orjson.Fragment | None] = {}
@@ -87,10 +92,12 @@ def _answer(signer: TokenSigner, site: SiteSpec, decision: Decision, issued: int
         decision.creative.id,
         issued,
     )
-    return render.fill(decision.creative.answer, urlsafe_b64(decision.raw_id), token)
+    return render.fill(decision.creative.answer, token[:DECISION_CHARS], token)
 
 
-def _decide_request(request: Request, params: DecideParams, now: float) -> DecideRequest:
+def _decide_request(
+    request: Request, params: DecideParams, now: float, user_agent: str
+) -> DecideRequest:
     """The engine's view of a request: parameters plus what the headers say of the reader."""
     return DecideRequest(
         site=params.site,
@@ -98,18 +105,25 @@ def _decide_request(request: Request, params: DecideParams, now: float) -> Decid
         now=now,
         path=params.path,
         keywords=params.keywords,
-        device=traffic.device_class(_header(request, b"user-agent") or ""),
+        device=traffic.device_class(user_agent),
         country=traffic.country(_client_host(request)),
         frequency=params.frequency,
     )
 
 
-def _header(request: Request, name: bytes) -> str | None:
-    """One request header, straight from the scope (``request.headers`` builds a mapping)."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")  # type: ignore[no-any-return]
-    return None
+#: The request headers the decide and event handlers read.
+_DECIDE_HEADERS = frozenset((b"user-agent", b"origin"))
+_EVENT_HEADERS = frozenset((b"user-agent", b"sec-purpose", b"purpose", b"accept"))
+
+
+def _headers(request: Request, names: frozenset[bytes]) -> dict[bytes, bytes]:
+    """The request headers of ``names``, first of each name, in one pass over the scope's
+    (``request.headers`` builds a mapping, and each of its lookups scans every header)."""
+    found: dict[bytes, bytes] = {}
+    for name, value in request.scope["headers"]:
+        if name in names and name not in found:
+            found[name] = value
+    return found
 
 
 def _client_host(request: Request) -> str | None:
@@ -118,15 +132,14 @@ def _client_host(request: Request) -> str | None:
     return client[0] if client else None
 
 
-def _cors_headers(request: Request, site: SiteSpec) -> list[tuple[bytes, bytes]] | None:
+def _cors_headers(origin: bytes | None, site: SiteSpec) -> list[tuple[bytes, bytes]] | None:
     """CORS for the site's own domains, as raw header lines; None when a page elsewhere asks."""
-    origin = _header(request, b"origin")
     if origin is None:
         return []
-    host = (urlsplit(origin).hostname or "").lower()
+    host = (urlsplit(origin.decode("latin-1")).hostname or "").lower()
     if host not in site.domains:
         return None
-    return [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+    return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
 
 
 async def decide_preflight(request: Request) -> Response:
@@ -147,7 +160,7 @@ async def beacon_endpoint(request: Request) -> Response:
     svc = services(request)
     scope = request.scope
     kind = "imp" if scope["path"].startswith("/v1/imp/") else "view"
-    headers = _event_headers(request)
+    headers = _headers(request, _EVENT_HEADERS)
     state, record = _classify(request, kind, svc.settings.beacon_ttl, headers)
     await svc.writer.record(record)
     svc.metrics.count_event(kind, record.reason)
@@ -166,7 +179,9 @@ async def beacon_endpoint(request: Request) -> Response:
 async def click_endpoint(request: Request) -> Response:
     """Send the reader to the creative's stored landing URL, never one from the request."""
     svc = services(request)
-    state, record = _classify(request, "click", svc.settings.click_ttl, _event_headers(request))
+    state, record = _classify(
+        request, "click", svc.settings.click_ttl, _headers(request, _EVENT_HEADERS)
+    )
     await svc.writer.record(record)
     svc.metrics.count_event("click", record.reason)
     landing = (
@@ -192,20 +207,6 @@ async def _landing_url(request: Request, creative_id: int) -> str | None:
         ).scalar()
     )
     return str(row) if row else None
-
-
-#: The request headers an event handler reads.
-_EVENT_HEADERS = frozenset((b"user-agent", b"sec-purpose", b"purpose", b"accept"))
-
-
-def _event_headers(request: Request) -> dict[bytes, bytes]:
-    """The headers an event handler reads, first of each name, in one pass over the scope's
-    (``request.headers`` builds a mapping, and each of its lookups scans every header)."""
-    found: dict[bytes, bytes] = {}
-    for name, value in request.scope["headers"]:
-        if name in _EVENT_HEADERS and name not in found:
-            found[name] = value
-    return found
 
 
 def _classify(
@@ -253,7 +254,10 @@ async def slot_frame(request: Request) -> Response:
             b"",
             defaults={"site": site_key, "slots": slot_name, "url": referer},
         )
-        result = decide(svc.inventory.current, _decide_request(request, params, now), svc.rng)
+        user_agent = request.headers.get("user-agent", "")
+        result = decide(
+            svc.inventory.current, _decide_request(request, params, now, user_agent), svc.rng
+        )
     except BadRequest as exc:
         return HTMLResponse(f"<!doctype html><title>Bad request</title><p>{escape(str(exc))}", 400)
     except UnknownSite:
