@@ -49,8 +49,6 @@ class CreativeSpec:
     #: "WxH", or "fluid" for a creative that adapts to any slot (width or height 0).
     size: str
     click_url: str
-    #: Markup with ``%%CLICK_URL%%`` standing for the decision's click URL; see render.py.
-    markup: str
     #: Smoothed click-through rate so far, for ``ctr`` rotation (see ``smoothed_ctr``).
     ctr: float = 0.0
     #: The answer's JSON for this creative, rendered ahead by ``render.answer_template``.

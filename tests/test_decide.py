@@ -73,7 +73,6 @@ def creative(creative_id: int, *, size: str = "728x90", weight: int = 1) -> Crea
         weight=weight,
         size=size,
         click_url=f"https://advertiser.example/{creative_id}",
-        markup=f'<a href="%%CLICK_URL%%">creative {creative_id}</a>',
     )
 
 

@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from adserver import pacing
+from adserver import pacing, render
 from adserver.db import make_engine, migrate
 from adserver.decide import (
     CampaignSpec,
+    CreativeSpec,
     DecideRequest,
     SlotRequest,
     Snapshot,
@@ -263,13 +265,23 @@ def test_a_creative_with_a_zero_dimension_is_fluid(session: Session) -> None:
     assert creatives[pk(fluid_height)].size == "fluid"
 
 
-def test_image_markup_is_a_sponsored_link_to_the_click_macro(session: Session) -> None:
+TOKEN = "T0KEN"
+CLICK = f"{BASE_URL}/v1/click/{TOKEN}"
+
+
+def markup_of(spec: CreativeSpec) -> str:
+    """The creative's markup as a decision whose token is TOKEN shows it."""
+    html: str = orjson.loads(render.fill(spec.answer, b"ID", TOKEN.encode()))["html"]
+    return html
+
+
+def test_image_markup_is_a_sponsored_link_to_the_click_url(session: Session) -> None:
     slot = make_slot(session, site=make_site(session))
     campaign = make_campaign(session, slots=[slot], with_creative=False)
     image = make_creative(session, campaign=campaign, name='Big "sale" <now>')
-    markup = snapshot_of(session).creatives[pk(image)].markup
+    markup = markup_of(snapshot_of(session).creatives[pk(image)])
     assert 'rel="sponsored noopener"' in markup
-    assert 'href="%%CLICK_URL%%"' in markup
+    assert f'href="{CLICK}"' in markup
     assert f"{BASE_URL}/v1/asset/{pk(image)}?v=" in markup
     assert 'width="728" height="90"' in markup
     assert "&lt;now&gt;" in markup
@@ -291,9 +303,9 @@ def test_text_markup_is_a_sponsored_link_with_escaped_text(session: Session) -> 
         image=None,
         image_type=None,
     )
-    markup = snapshot_of(session).creatives[pk(text)].markup
+    markup = markup_of(snapshot_of(session).creatives[pk(text)])
     assert 'rel="sponsored noopener"' in markup
-    assert 'href="%%CLICK_URL%%"' in markup
+    assert f'href="{CLICK}"' in markup
     assert "Tea &amp; &lt;b&gt;biscuits&lt;/b&gt;" in markup
     assert "Fresh daily" in markup
     assert "Order now" in markup
@@ -307,7 +319,9 @@ def test_html_markup_is_kept_as_written(session: Session) -> None:
     creative = make_creative(
         session, campaign=campaign, kind="html", html=html, image=None, image_type=None
     )
-    assert snapshot_of(session).creatives[pk(creative)].markup == html
+    assert markup_of(snapshot_of(session).creatives[pk(creative)]) == html.replace(
+        "%%CLICK_URL%%", CLICK
+    )
 
 
 def test_the_snapshot_carries_the_inventory_version(session: Session) -> None:
