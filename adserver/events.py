@@ -135,7 +135,6 @@ class EventWriter:
         self._stop_asked = False
         self._closed = False
         self._connection: Connection | None = None
-        self.database_ok = True
 
     @property
     def spool_depth(self) -> int:
@@ -216,10 +215,8 @@ class EventWriter:
             connection = self._connect()
             with connection.begin():
                 store(connection, records)
-            self.database_ok = True
         except DBAPIError as exc:
             log.warning("database unavailable, spooling %d events: %s", len(records), exc)
-            self.database_ok = False
             self._disconnect()
             try:
                 self._spool.append(records)
@@ -261,9 +258,7 @@ class EventWriter:
             return
         try:
             self._spool.replay(self._replay_records)
-            self.database_ok = True
         except DBAPIError as exc:
-            self.database_ok = False
             self._disconnect()
             log.info("spool replay deferred, database still unavailable: %s", exc)
         except Exception:  # the writer thread must outlive any replay failure
