@@ -119,6 +119,14 @@ class CampaignSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class _Targets:
+    paths: bool
+    keywords: bool
+    devices: bool
+    countries: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SlotSpec:
     id: int
     name: str
@@ -132,6 +140,8 @@ class SlotSpec:
     #: Every finite flight start and end among ``fitting``'s campaigns, sorted: between two of
     #: them, which campaigns are in flight cannot change.
     bounds: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    #: Which reader dimensions some campaign of ``fitting`` targets (by days and hours aside).
+    targets: _Targets = field(init=False, repr=False, compare=False)
     #: Reader context -> the campaigns in flight that its targeting admits (``_in_context``).
     #: A page is viewed over and over by readers alike, so this is worked out once per context
     #: and flight period; it never changes an outcome, only what the decision costs.
@@ -148,8 +158,16 @@ class SlotSpec:
             for bound in (campaign.opens, campaign.closes)
             if -math.inf < bound < math.inf
         }
+        targeting = [campaign.targeting for tier in fitting for campaign, _ in tier]
+        targets = _Targets(
+            paths=any(t.paths is not None or t.exclude_paths is not None for t in targeting),
+            keywords=any(t.keywords or t.exclude_keywords for t in targeting),
+            devices=any(t.devices for t in targeting),
+            countries=any(t.countries for t in targeting),
+        )
         object.__setattr__(self, "fitting", fitting)
         object.__setattr__(self, "bounds", tuple(sorted(bounds)))
+        object.__setattr__(self, "targets", targets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,19 +258,17 @@ class _InContext:
 
 
 #: Reader contexts remembered per slot before the memo starts afresh.
-MEMO_LIMIT = 512
+MEMO_LIMIT = 256
 
 
 class _Context:
     """The request, with the site-local time worked out only if day or hour targeting asks."""
 
-    __slots__ = ("_local", "key", "request", "zone")
+    __slots__ = ("_local", "request", "zone")
 
     def __init__(self, request: DecideRequest, zone: ZoneInfo) -> None:
         self.request = request
         self.zone = zone
-        #: What targeting other than days and hours sees of the reader.
-        self.key = (request.path, request.keywords, request.device, request.country)
         self._local: datetime | None = None
 
     def local(self) -> datetime:
@@ -306,12 +322,20 @@ def _decide_in_context(slot: SlotSpec, context: _Context, rng: random.Random) ->
     reader's context admits; the checks left (days, hours, caps, throttle) run in the same
     order, so the same random draws give the same decisions."""
     now = context.request.now
-    admitted = slot.seen.get(context.key)
+    request = context.request
+    # Only what some campaign of the slot targets tells one reader's context from another's.
+    key = (
+        request.path if slot.targets.paths else None,
+        request.keywords if slot.targets.keywords else None,
+        request.device if slot.targets.devices else None,
+        request.country if slot.targets.countries else None,
+    )
+    admitted = slot.seen.get(key)
     if admitted is None or not admitted.opens <= now < admitted.closes:
         admitted = _in_context(slot, context)
         if len(slot.seen) >= MEMO_LIMIT:
             slot.seen.clear()
-        slot.seen[context.key] = admitted
+        slot.seen[key] = admitted
     with_history = bool(context.request.frequency)
     for tier in admitted.tiers:
         if tier.always_checked or (with_history and tier.capped):

@@ -695,8 +695,19 @@ def test_the_memo_of_reader_contexts_never_changes_a_decision() -> None:
 
 
 def test_the_memo_is_bounded_per_slot() -> None:
-    snap = snapshot(slot(campaign(1)))
+    by_path = compile_targeting({"paths": ["/page-*"]})
+    snap = snapshot(slot(campaign(1, targeting=by_path)))
     rng = random.Random(1)
     for n in range(MEMO_LIMIT * 2 + 10):
         assert decide(snap, request(path=f"/page-{n}"), rng).decisions[SLOT] is not None
-    assert 0 < len(snap.sites["demo"].slots[SLOT].seen) <= MEMO_LIMIT
+    assert 10 <= len(snap.sites["demo"].slots[SLOT].seen) <= MEMO_LIMIT
+
+
+def test_readers_differing_only_where_no_campaign_targets_share_one_memo_entry() -> None:
+    by_device = compile_targeting({"devices": ["desktop"]})
+    snap = snapshot(slot(campaign(1, targeting=by_device), campaign(2)))
+    rng = random.Random(1)
+    for n in range(50):
+        decide(snap, request(path=f"/page-{n}", device="desktop", country="IN"), rng)
+        decide(snap, request(path=f"/page-{n}", device="mobile", country="GB"), rng)
+    assert len(snap.sites["demo"].slots[SLOT].seen) == 2
