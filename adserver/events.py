@@ -14,7 +14,6 @@ decides ``duplicate`` (a unique index on ``decision:kind``, no read-then-write) 
 from __future__ import annotations
 
 import asyncio
-import binascii
 import concurrent.futures
 import contextlib
 import fcntl
@@ -35,6 +34,7 @@ from sqlalchemy import Connection, Dialect, Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from adserver.models import Event, table
+from adserver.tokens import urlsafe_b64
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,9 @@ class _EventIds:
 
     def next(self) -> str:
         raw = self._prefix + next(self._counter).to_bytes(8, "big")
-        return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).decode()
+        return urlsafe_b64(raw).decode()
 
 
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _EVENT_IDS = _EventIds()
 
 
