@@ -321,8 +321,8 @@ def _decide_in_context(slot: SlotSpec, context: _Context, rng: random.Random) ->
     """The slot's own sizes: as ``_decide_for_sizes`` decides them, from the memo of what the
     reader's context admits; the checks left (days, hours, caps, throttle) run in the same
     order, so the same random draws give the same decisions."""
-    now = context.request.now
     request = context.request
+    now = request.now
     # Only what some campaign of the slot targets tells one reader's context from another's.
     key = (
         request.path if slot.targets.paths else None,
@@ -336,7 +336,7 @@ def _decide_in_context(slot: SlotSpec, context: _Context, rng: random.Random) ->
         if len(slot.seen) >= MEMO_LIMIT:
             slot.seen.clear()
         slot.seen[key] = admitted
-    with_history = bool(context.request.frequency)
+    with_history = bool(request.frequency)
     for tier in admitted.tiers:
         if tier.always_checked or (with_history and tier.capped):
             eligible = [
