@@ -57,12 +57,14 @@ def parse_decide_query(query_string: bytes) -> DecideParams:
     caps add the reader's own history), so a short one is parsed and checked once."""
     if len(query_string) <= 1024:
         return _cached_decide_query(query_string)
+    return _decide_query(query_string)
+
+
+def _decide_query(query_string: bytes) -> DecideParams:
     return parse_decide(parse_query(query_string), b"")
 
 
-@lru_cache(maxsize=4096)
-def _cached_decide_query(query_string: bytes) -> DecideParams:
-    return parse_decide(parse_query(query_string), b"")
+_cached_decide_query = lru_cache(maxsize=4096)(_decide_query)
 
 
 def parse_decide(
