@@ -23,7 +23,7 @@ from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from adserver.render import NO_ANSWER, Answer
-from adserver.tokens import new_decision_id
+from adserver.tokens import new_decision_id, raw_decision_id
 
 #: ``ctr`` rotation shows a creative drawn evenly this often (exploring), else the best so far.
 CTR_EXPLORE = 0.1
@@ -215,7 +215,8 @@ class DecideRequest(NamedTuple):
 class Decision(NamedTuple):
     """One slot's choice; a named tuple, as the engine makes one per slot per request."""
 
-    #: 12 random bytes; ``decision_id`` is their URL-safe spelling.
+    #: 12 bytes, issue time then random (``tokens.raw_decision_id``); ``decision_id`` is
+    #: their URL-safe spelling.
     raw_id: bytes
     slot: SlotSpec
     campaign: CampaignSpec
@@ -313,7 +314,7 @@ def _decide_for_sizes(
             and (not pair[0].gated or _passes_gates(pair[0], context, rng))
         ]
         if eligible:
-            return _choose(slot, eligible, [c.weight for c, _ in eligible], rng)
+            return _choose(slot, eligible, [c.weight for c, _ in eligible], now, rng)
     return None
 
 
@@ -345,9 +346,9 @@ def _decide_in_context(slot: SlotSpec, context: _Context, rng: random.Random) ->
                 if not pair[0].residual or _passes_residual(pair[0], context, rng)
             ]
             if eligible:
-                return _choose(slot, eligible, [c.weight for c, _ in eligible], rng)
+                return _choose(slot, eligible, [c.weight for c, _ in eligible], now, rng)
         else:
-            return _choose(slot, tier.pairs, tier.weights, rng)
+            return _choose(slot, tier.pairs, tier.weights, now, rng)
     return None
 
 
@@ -380,12 +381,15 @@ def _in_context(slot: SlotSpec, context: _Context) -> _InContext:
 
 
 def _choose(
-    slot: SlotSpec, eligible: Sequence[Pair], weights: Sequence[int], rng: random.Random
+    slot: SlotSpec,
+    eligible: Sequence[Pair],
+    weights: Sequence[int],
+    now: float,
+    rng: random.Random,
 ) -> Decision:
     campaign, fitting = eligible[0] if len(eligible) == 1 else _draw(eligible, weights, rng)
     creative = _rotate(campaign, fitting, rng)
-    # Random.randbytes(12), without its Python-level wrapper.
-    return Decision(rng.getrandbits(96).to_bytes(12, "little"), slot, campaign, creative)
+    return Decision(raw_decision_id(now, rng.getrandbits(56)), slot, campaign, creative)
 
 
 def _allowed_sizes(slot_sizes: tuple[str, ...], asked: tuple[str, ...]) -> tuple[str, ...]:

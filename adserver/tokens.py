@@ -126,8 +126,17 @@ def _decode(spelled: bytes) -> bytes:
     return binascii.a2b_base64(spelled.translate(_FROM_URLSAFE))
 
 
-def new_decision_id(random_bytes: bytes) -> str:
-    """A decision id from 12 random bytes (16 URL-safe characters)."""
-    if len(random_bytes) != 12:
-        raise ValueError("a decision id takes 12 random bytes")
-    return urlsafe_b64(random_bytes).decode()
+def raw_decision_id(now: float, random_56: int) -> bytes:
+    """A decision's 12 id bytes: its issue time in 1/256 s (5 bytes, big-endian, good until
+    2106), then 56 random bits. Ids issued together share a prefix, so the event store's unique
+    index on ``decision:kind`` takes a group of beacons in a few pages at its recent end, where
+    random ids dirtied a page of the whole index per event (SQLite's writer spent twice the
+    time, and more as the table grew)."""
+    return int(now * 256).to_bytes(5, "big") + random_56.to_bytes(7, "big")
+
+
+def new_decision_id(raw: bytes) -> str:
+    """A decision id's spelling: its 12 bytes as 16 URL-safe characters."""
+    if len(raw) != 12:
+        raise ValueError("a decision id takes 12 bytes")
+    return urlsafe_b64(raw).decode()

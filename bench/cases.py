@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text, update
 from sqlmodel import SQLModel
 
 from adserver.db import bump_inventory_version, make_engine
-from adserver.tokens import TokenClaims, TokenSigner, new_decision_id
+from adserver.tokens import TokenClaims, TokenSigner, new_decision_id, raw_decision_id
 from bench import load
 from bench.fixture import Fixture
 from bench.servers import LOAD_CPUS, ServerProcess
@@ -72,16 +72,23 @@ def decide_paths(run: Run, fixture: Fixture) -> Path:
 
 
 def imp_paths(run: Run, fixture: Fixture, count: int, name: str) -> Path:
-    """``count`` impression beacons, each for a distinct decision, signed as the server does."""
+    """``count`` impression beacons, each for a distinct decision, signed as the server does.
+
+    The decisions' ids carry issue times as the server's do: one every 0.1 ms (about the bench's
+    pace), each beacon up to a second late (a page loading), so beacons arrive roughly, not
+    exactly, in the order their ids were issued.
+    """
     signer = TokenSigner(run.secret)
     rng = random.Random(name)
-    now = int(time.time())
+    started = time.time()
+    now = int(started)
     placements = fixture.placements
     lines = []
     for i in range(count):
         p = placements[i % len(placements)]
+        issued = started + i * 0.0001 - rng.random()
         claims = TokenClaims(
-            new_decision_id(rng.randbytes(12)),
+            new_decision_id(raw_decision_id(issued, rng.getrandbits(56))),
             p.site_id,
             p.slot_id,
             p.campaign_id,

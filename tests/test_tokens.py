@@ -18,7 +18,14 @@ from collections.abc import Callable
 
 import pytest
 
-from adserver.tokens import TokenClaims, TokenSigner, TokenState, Verified, new_decision_id
+from adserver.tokens import (
+    TokenClaims,
+    TokenSigner,
+    TokenState,
+    Verified,
+    new_decision_id,
+    raw_decision_id,
+)
 
 SECRET = "test-secret-key"
 ISSUED = 1_796_083_200  # 2026-12-01 00:00 UTC
@@ -238,6 +245,24 @@ def test_a_decision_id_is_16_url_safe_characters() -> None:
 
 
 @pytest.mark.parametrize("size", [0, 11, 13, 16])
-def test_a_decision_id_takes_exactly_12_random_bytes(size: int) -> None:
+def test_a_decision_id_takes_exactly_12_bytes(size: int) -> None:
     with pytest.raises(ValueError):
         new_decision_id(b"\x00" * size)
+
+
+def test_a_decision_id_starts_with_its_issue_time_so_ids_issued_together_sort_together() -> None:
+    rng = random.Random(6)
+    now = 1_795_000_000.5
+    first = raw_decision_id(now, rng.getrandbits(56))
+    assert int.from_bytes(first[:5], "big") / 256 == now
+    together = [new_decision_id(raw_decision_id(now, rng.getrandbits(56))) for _ in range(100)]
+    assert {spelled[:6] for spelled in together} == {new_decision_id(first)[:6]}
+    later = raw_decision_id(now + 1, rng.getrandbits(56))
+    assert first < later
+    assert new_decision_id(later)[:6] != new_decision_id(first)[:6]
+
+
+def test_decision_ids_issued_at_the_same_instant_are_unique() -> None:
+    rng = random.Random(7)
+    ids = {raw_decision_id(1_795_000_000.0, rng.getrandbits(56)) for _ in range(100_000)}
+    assert len(ids) == 100_000
