@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Dialect, Engine, select
 from sqlalchemy.exc import DBAPIError
 
@@ -332,15 +333,19 @@ def _insert_sql(dialect: Dialect) -> str:
     (SQLAlchemy's per-row work cost three times the insert).
 
     SQLite takes one row of parameters per execution, many executions. PostgreSQL takes the
-    whole group as one array per column: one statement and one round trip to the server, which
-    also commits it when the writer's connection is in autocommit.
+    whole group as one JSON array of rows: one statement and one round trip to the server,
+    which also commits it when the writer's connection is in autocommit. (One array per column
+    cost the writer twice the CPU: the driver adapts each element of each array in Python.)
     """
     columns = ", ".join(_COLUMNS)
     if dialect.name == "postgresql":
-        types = [EVENTS.c[name].type.compile(dialect=dialect) for name in _COLUMNS]
-        arrays = ", ".join(f"%s::{type_}[]" for type_ in types)
+        picks = ", ".join(
+            f"(r ->> {index})::{EVENTS.c[name].type.compile(dialect=dialect)}"
+            for index, name in enumerate(_COLUMNS)
+        )
         return (
-            f"INSERT INTO {EVENTS.name} ({columns}) SELECT * FROM unnest({arrays}) "
+            f"INSERT INTO {EVENTS.name} ({columns}) "
+            f"SELECT {picks} FROM json_array_elements(%s::json) AS r "
             "ON CONFLICT (dedup_key) DO NOTHING"
         )
     marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(_COLUMNS))
@@ -353,9 +358,7 @@ def _insert(connection: Connection, rows: list[tuple[Any, ...]]) -> int:
     """Insert ``rows`` (in ``_COLUMNS`` order); returns how many went in."""
     sql = _insert_sql(connection.dialect)
     if connection.dialect.name == "postgresql":
-        return connection.exec_driver_sql(
-            sql, tuple(list(column) for column in zip(*rows, strict=True))
-        ).rowcount
+        return connection.exec_driver_sql(sql, (orjson.dumps(rows).decode(),)).rowcount
     return connection.exec_driver_sql(sql, rows).rowcount
 
 
