@@ -16,6 +16,7 @@ from typing import Any
 
 from adserver.db import make_engine
 from adserver.events import EventRecord, EventWriter
+from tests.records import event
 
 #: (kind, reason preset at the edge, reason expected once stored) per decision, by pattern.
 PATTERNS: tuple[tuple[tuple[str, str | None, str], ...], ...] = (
@@ -61,18 +62,9 @@ class Mix:
         return sum(self.expected().values())
 
     def record(self, decision_id: str, kind: str, reason: str | None) -> EventRecord:
-        site, slot, campaign, creative = (0, 0, 0, 0) if reason == "forged" else self.ids
-        return EventRecord.new(
-            decision_id="" if reason == "forged" else decision_id,
-            kind=kind,
-            at=self.at,
-            hour=self.hour,
-            site_id=site,
-            slot_id=slot,
-            campaign_id=campaign,
-            creative_id=creative,
-            reason=reason,
-        )
+        if reason == "forged":
+            return event("", kind, reason, ids=(0, 0, 0, 0), at=self.at, hour=self.hour)
+        return event(decision_id, kind, reason, ids=self.ids, at=self.at, hour=self.hour)
 
 
 def send(mix: Mix, process: int, url: str, spool_dir: Path, halfway: Any, go: Any) -> None:

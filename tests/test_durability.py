@@ -30,9 +30,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from adserver.db import make_engine, migrate
-from adserver.events import EventRecord, EventWriter
+from adserver.events import EventWriter
 from adserver.tally import run_tally
 from tests.conftest import BROWSER_UA, SECRET
+from tests.records import event
 from tests.seed import three_slot_site
 from tests.test_auth import cli_token
 from tests.waiting import free_port, wait_for
@@ -370,20 +371,7 @@ def test_a_spool_bigger_than_one_statement_is_replayed(engine: Engine, tmp_path:
     died with such a spool leaves it for the next writer, which stores it all, once."""
     spool = tmp_path / "spool"
     spool.mkdir()
-    records = [
-        EventRecord.new(
-            decision_id=secrets.token_urlsafe(12),
-            kind="imp",
-            at=1_790_000_000,
-            hour=1_789_999_200,
-            site_id=0,
-            slot_id=0,
-            campaign_id=0,
-            creative_id=0,
-            reason=None,
-        )
-        for _ in range(12_000)
-    ]
+    records = [event(secrets.token_urlsafe(12)) for _ in range(12_000)]
     lines = b"".join(json.dumps(asdict(r)).encode() + b"\n" for r in records)
     (spool / "events-1-dead.spool").write_bytes(lines + b'{"torn": ')
     writer = EventWriter(engine, spool_dir=spool)

@@ -13,20 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from adserver.events import EventRecord, EventWriter, WriterStopped, new_event_id, store
-
-
-def event(decision_id: str, kind: str = "imp", reason: str | None = None) -> EventRecord:
-    return EventRecord.new(
-        decision_id=decision_id,
-        kind=kind,
-        at=1_790_000_000,
-        hour=1_789_999_200,
-        site_id=1,
-        slot_id=2,
-        campaign_id=3,
-        creative_id=4,
-        reason=reason,
-    )
+from tests.records import event
 
 
 def stored(engine: Engine) -> dict[str, tuple[bool, str | None, str | None]]:
