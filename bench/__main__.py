@@ -34,8 +34,8 @@ POSTGRES = "postgres@127.0.0.1:5432"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1 x 3 s runs, smaller tally")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per load run")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per measurement")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma list")
     parser.add_argument("--cases", default=",".join(CASES), help=f"any of {','.join(CASES)}")
