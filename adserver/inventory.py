@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import Connection, Engine, func, select
 
 from adserver import pacing, render
@@ -102,7 +103,11 @@ def build_snapshot(
                     if throttle <= 0:
                         continue
                     per_site[campaign_id] = _campaign_spec(
-                        campaign, tuple(by_campaign[campaign_id]), zone, throttle
+                        campaign,
+                        tuple(by_campaign[campaign_id]),
+                        zone,
+                        throttle,
+                        reuse.targeting(campaign.targeting),
                     )
                 specs.append(per_site[campaign_id])
             slot_specs[slot.name] = SlotSpec(
@@ -181,7 +186,11 @@ def _creative_spec(row: Any, base_url: str, ctr: float) -> CreativeSpec:
 
 
 def _campaign_spec(
-    campaign: Any, creatives: tuple[CreativeSpec, ...], zone: ZoneInfo, throttle: float
+    campaign: Any,
+    creatives: tuple[CreativeSpec, ...],
+    zone: ZoneInfo,
+    throttle: float,
+    targeting: Targeting,
 ) -> CampaignSpec:
     return CampaignSpec(
         id=campaign.id,
@@ -192,7 +201,7 @@ def _campaign_spec(
         ends_at=_local_instant(campaign.ends_at, zone),
         rotation=campaign.rotation,
         creatives=creatives,
-        targeting=compile_targeting(campaign.targeting or {}),
+        targeting=targeting,
         fc_count=campaign.fc_count,
         fc_per=campaign.fc_per,
         throttle=throttle,
@@ -240,13 +249,15 @@ def _lower_set(values: Iterable[str] | None) -> frozenset[str]:
 
 
 class Reuse:
-    """The creative specs of the last build, by the content of the row (and CTR) each came
+    """The creative specs and compiled targetings of the last build, by the content each came
     from: a rebuild after one edit compiles only what changed, and a row that changed in any
     column is compiled afresh."""
 
     def __init__(self) -> None:
         self._last: dict[Hashable, CreativeSpec] = {}
         self._next: dict[Hashable, CreativeSpec] = {}
+        self._targetings_last: dict[bytes, Targeting] = {}
+        self._targetings_next: dict[bytes, Targeting] = {}
 
     def creative(self, row: Any, base_url: str, ctr: float) -> CreativeSpec:
         # The row's hash, not the row: keeping every column of every creative in the keys cost
@@ -259,9 +270,20 @@ class Reuse:
         self._next[key] = spec
         return spec
 
+    def targeting(self, raw: dict[str, Any] | None) -> Targeting:
+        """One compiled ``Targeting`` per distinct content, shared by the campaigns (and the
+        sites' copies of a campaign) that have it: compiling was a quarter of a rebuild."""
+        key = orjson.dumps(raw or {}, option=orjson.OPT_SORT_KEYS)
+        compiled = self._targetings_next.get(key) or self._targetings_last.get(key)
+        if compiled is None:
+            compiled = compile_targeting(raw or {})
+        self._targetings_next[key] = compiled
+        return compiled
+
     def finish(self) -> None:
         """Keep this build's specs for the next one, and only those."""
         self._last, self._next = self._next, {}
+        self._targetings_last, self._targetings_next = self._targetings_next, {}
 
 
 class Inventory:

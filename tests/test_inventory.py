@@ -28,6 +28,7 @@ from adserver.decide import (
     DecideRequest,
     SlotRequest,
     Snapshot,
+    Targeting,
     decide,
     smoothed_ctr,
 )
@@ -349,6 +350,33 @@ def test_a_rebuild_reuses_the_specs_of_creatives_that_did_not_change(session: Se
     assert second.creatives[pk(kept)] is first.creatives[pk(kept)]
     assert second.creatives[pk(edited)].click_url == "https://acme.example/new-landing"
     assert first.creatives[pk(edited)].click_url == "https://acme.example/sale"
+
+
+def test_campaigns_with_the_same_targeting_share_one_compiled_targeting(
+    session: Session,
+) -> None:
+    slot = make_slot(session, site=make_site(session))
+    sport = {"paths": ["/sport/*"], "keywords": ["Football"]}
+    first = make_campaign(session, slots=[slot], targeting=sport, name="first")
+    # The same content, keys in another order.
+    second = make_campaign(session, slots=[slot], targeting=dict(reversed(sport.items())))
+    other = make_campaign(session, slots=[slot], targeting={"devices": ["mobile"]}, name="o")
+    reuse = Reuse()
+
+    def targetings() -> dict[int, Targeting]:
+        campaigns = rebuilt(session, reuse).sites["demo"].slots[slot.name].tiers[0]
+        return {c.id: c.targeting for c in campaigns}
+
+    before = targetings()
+    assert before[pk(first)] is before[pk(second)]
+    assert before[pk(first)].keywords == frozenset({"football"})
+    assert before[pk(other)].devices == frozenset({"mobile"})
+    second.targeting = {"paths": ["/news/*"]}
+    session.add(second)
+    after = targetings()
+    assert after[pk(first)] is before[pk(first)]  # kept across the rebuild
+    assert after[pk(second)].paths is not None and after[pk(second)].paths.match("/news/a")
+    assert not after[pk(second)].keywords
 
 
 def test_a_creative_whose_ctr_moved_gets_a_new_spec(session: Session) -> None:
