@@ -79,36 +79,36 @@ def test_tokens_for_different_decisions_differ(signer: TokenSigner) -> None:
 
 def test_a_version_2_token_is_its_claims_then_their_keyed_blake2b(signer: TokenSigner) -> None:
     """The format tokens already in pages were signed in: a change here must not break them."""
-    key = hashlib.sha256(b"adserver-event-token:" + SECRET.encode()).digest()
     values = claims()
-    payload = struct.pack(
-        ">12sBIIIII",
-        base64.urlsafe_b64decode(values.decision_id),
-        2,
+    decision, numbers = token_fields(values)
+    payload = struct.pack(">12sBIIIII", decision, 2, *numbers)
+    mac = hashlib.blake2b(payload, key=token_key(SECRET), digest_size=16).digest()
+    assert signer.sign(values) == base64.urlsafe_b64encode(payload + mac).decode()
+
+
+def token_key(secret: str) -> bytes:
+    """The MAC key every token version derives from the secret."""
+    return hashlib.sha256(b"adserver-event-token:" + secret.encode()).digest()
+
+
+def token_fields(values: TokenClaims) -> tuple[bytes, tuple[int, ...]]:
+    """The decision id's bytes, and the numbers a token packs after it (site, slot, campaign,
+    creative, issue time), in layout order."""
+    numbers = (
         values.site_id,
         values.slot_id,
         values.campaign_id,
         values.creative_id,
         values.issued_at,
     )
-    mac = hashlib.blake2b(payload, key=key, digest_size=16).digest()
-    assert signer.sign(values) == base64.urlsafe_b64encode(payload + mac).decode()
+    return base64.urlsafe_b64decode(values.decision_id), numbers
 
 
 def version_1_token(values: TokenClaims, secret: str = SECRET) -> str:
     """A token as adserver signed them before version 2: HMAC-SHA256, truncated to 16 bytes."""
-    key = hashlib.sha256(b"adserver-event-token:" + secret.encode()).digest()
-    payload = struct.pack(
-        ">B12sIIIII",
-        1,
-        base64.urlsafe_b64decode(values.decision_id),
-        values.site_id,
-        values.slot_id,
-        values.campaign_id,
-        values.creative_id,
-        values.issued_at,
-    )
-    mac = hmac.new(key, payload, hashlib.sha256).digest()[:16]
+    decision, numbers = token_fields(values)
+    payload = struct.pack(">B12sIIIII", 1, decision, *numbers)
+    mac = hmac.new(token_key(secret), payload, hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(payload + mac).decode()
 
 
