@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
-from adserver.models import HourlyStat, InvalidStat
+from adserver.models import InvalidStat
 
 UTC_ZONE = ZoneInfo("UTC")
 STAT_KEY = ("hour", "site_id", "slot_id", "campaign_id", "creative_id")
+#: The delivery counters' two first (``counters.py``), then the tally's (``tally.py``).
 COUNTERS = (
     "requests",
     "served",
@@ -59,26 +60,43 @@ def _insert_for(connection: Connection) -> Any:
 
 
 def add_hourly(connection: Connection, rows: Iterable[Mapping[str, int]]) -> None:
-    """Add each row's counters to its hourly statistic, creating it if new.
+    """Add each row's counters (any of ``COUNTERS``; the others add 0) to its hourly statistic,
+    creating it if new."""
+    add_counts(
+        connection,
+        [(*(row[k] for k in STAT_KEY), *(row.get(c, 0) for c in COUNTERS)) for row in rows],
+    )
 
-    One upsert statement executed for all rows (executemany): it is compiled once and cached,
-    where a multi-row VALUES statement would be compiled afresh on every call, holding the GIL
-    for about a millisecond per row (decisions wait for it).
+
+def add_counts(connection: Connection, rows: list[tuple[int, ...]]) -> None:
+    """Add rows of ``STAT_KEY`` then ``COUNTERS`` values to the hourly statistics.
+
+    One upsert run by the driver itself for every row (executemany): SQLAlchemy's per-row
+    parameter handling cost more than the upsert, and a flush of the delivery counters or a
+    tally batch brings thousands of rows, holding the GIL while decisions wait for it.
     """
-    rows = list(rows)
     if not rows:
         return
-    columns = [c for c in COUNTERS if any(c in row for row in rows)]
     # Sorted by key, so concurrent upserts (counters from several processes, the tally) lock
     # shared rows in one order and cannot deadlock on PostgreSQL.
-    rows.sort(key=lambda row: tuple(row[k] for k in STAT_KEY))
-    values = [{**{c: 0 for c in columns}, **row} for row in rows]
-    statement = _insert_for(connection)(HourlyStat)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(STAT_KEY),
-        set_={c: getattr(HourlyStat, c) + getattr(statement.excluded, c) for c in columns},
+    rows.sort()
+    connection.exec_driver_sql(_HOURLY_UPSERT[connection.dialect.paramstyle], rows)
+
+
+def _hourly_upsert(mark: str) -> str:
+    keys = ", ".join(STAT_KEY)
+    return (
+        f"INSERT INTO hourly_stat ({keys}, {', '.join(COUNTERS)}) "
+        f"VALUES ({', '.join([mark] * (len(STAT_KEY) + len(COUNTERS)))}) "
+        f"ON CONFLICT ({keys}) DO UPDATE SET "
+        + ", ".join(f"{c} = hourly_stat.{c} + excluded.{c}" for c in COUNTERS)
     )
-    connection.execute(statement, values)
+
+
+#: By the driver's parameter style (sqlite3: qmark, psycopg: pyformat).
+_HOURLY_UPSERT = {
+    p: _hourly_upsert("?" if p == "qmark" else "%s") for p in ("qmark", "format", "pyformat")
+}
 
 
 def add_invalid(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:

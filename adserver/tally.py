@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from adserver.hourly import STAT_KEY, add_invalid
+from adserver.hourly import COUNTERS, STAT_KEY, add_counts, add_invalid
 from adserver.models import Campaign, FlatBooking, Site, table
 
 DEFAULT_BATCH_SIZE = 50_000
@@ -79,29 +79,12 @@ _POSTGRES_CLAIM = text(
 
 Key = tuple[int, int, int, int, int]
 
-#: Columns the tally adds to, in the order of the per-key lists built below.
-ADDED = (*COUNTER_FOR.values(), "spend_nanos")
+#: Columns the tally adds to: every counter after the delivery counters' requests and served.
+ADDED = COUNTERS[2:]
+_ZEROS = (0, 0)  # requests, served
 _SLOT = {column: n for n, column in enumerate(ADDED)}
 _INDEX = {kind_valid: _SLOT[column] for kind_valid, column in COUNTER_FOR.items()}
 _IMPRESSIONS, _CLICKS, _SPEND = _SLOT["impressions"], _SLOT["clicks"], _SLOT["spend_nanos"]
-
-
-def _hourly_upsert(placeholder: str) -> str:
-    """The hourly upsert, run once per row by the driver's executemany: SQLAlchemy's per-row
-    parameter handling costs more than the upsert itself for the thousands of rows a batch can
-    have. (Invalid-event rows are few; they go through ``hourly.add_invalid``.)"""
-    keys = ", ".join(STAT_KEY)
-    return (
-        f"INSERT INTO hourly_stat ({keys}, {', '.join(ADDED)}, requests, served) "
-        f"VALUES ({', '.join([placeholder] * (len(STAT_KEY) + len(ADDED)))}, 0, 0) "
-        f"ON CONFLICT ({keys}) DO UPDATE SET "
-        + ", ".join(f"{c} = hourly_stat.{c} + excluded.{c}" for c in ADDED)
-    )
-
-
-_HOURLY_UPSERT = {
-    p: _hourly_upsert("?" if p == "qmark" else "%s") for p in ("qmark", "format", "pyformat")
-}
 
 
 def run_tally(engine: Engine, *, batch_size: int = DEFAULT_BATCH_SIZE) -> int:
@@ -168,11 +151,7 @@ def _add_groups(connection: Connection, groups: Sequence[Any]) -> None:
         if not valid:
             invalid[(key, kind, reason or "unknown")] += n
     _add_spend(connection, hourly)
-    # Sorted, so concurrent upserts of overlapping rows lock them in one order (no deadlock).
-    connection.exec_driver_sql(
-        _HOURLY_UPSERT[connection.dialect.paramstyle],
-        [(*key, *counts) for key, counts in sorted(hourly.items())],
-    )
+    add_counts(connection, [(*key, *_ZEROS, *counts) for key, counts in hourly.items()])
     add_invalid(
         connection,
         [
