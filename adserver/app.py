@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
 
 from adserver.config import Settings
 from adserver.db import make_engine, schema_state
@@ -21,6 +23,7 @@ from adserver.resources import PACKAGE_DIR, resource_dir
 from adserver.scheduler import JobScheduler, default_jobs
 from adserver.services import Services
 from adserver.web import api, demo, ops, serve
+from adserver.web.fastlane import endpoint_for
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,17 @@ class AdServer(Starlette):
         self.templates = templates
         #: Set by the lifespan, for the life of the process.
         self.services: Services | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Decides and beacons take the fast lane to their endpoints; the rest, the router."""
+        hot = endpoint_for(scope)
+        if hot is None:
+            await super().__call__(scope, receive, send)
+            return
+        endpoint, scope["path_params"] = hot
+        scope["app"] = self
+        response = await endpoint(Request(scope, receive))
+        await response(scope, receive, send)
 
 
 def create_app(settings: Settings) -> AdServer:
