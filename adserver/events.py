@@ -335,7 +335,9 @@ def _insert_sql(dialect: Dialect) -> str:
     SQLite takes one row of parameters per execution, many executions. PostgreSQL takes the
     whole group as one JSON array of rows: one statement and one round trip to the server,
     which also commits it when the writer's connection is in autocommit. (One array per column
-    cost the writer twice the CPU: the driver adapts each element of each array in Python.)
+    cost the writer twice the CPU: the driver adapts each element of each array in Python.) The
+    array goes in as ``jsonb``, parsed once: from ``json`` each of a row's twelve ``->>`` parsed
+    its text again, and the server took 1.9 ms instead of 0.8 ms for a group of 62.
     """
     columns = ", ".join(_COLUMNS)
     if dialect.name == "postgresql":
@@ -345,7 +347,7 @@ def _insert_sql(dialect: Dialect) -> str:
         )
         return (
             f"INSERT INTO {EVENTS.name} ({columns}) "
-            f"SELECT {picks} FROM json_array_elements(%s::json) AS r "
+            f"SELECT {picks} FROM jsonb_array_elements(%s::jsonb) AS r "
             "ON CONFLICT (dedup_key) DO NOTHING"
         )
     marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(_COLUMNS))
