@@ -15,8 +15,9 @@ import os
 from typing import Any
 
 SERVERS = ("granian", "uvicorn")
-#: granian, measured by `make bench` (docs/performance.md): as fast as uvicorn on /v1/decide,
-#: a quarter faster on impressions, a lower p99, and the same lifespan, shutdown and workers.
+#: granian, measured by `make bench` (docs/performance.md): one worker, the default, is the faster
+#: set-up on every machine measured (its I/O thread uses a second core), two workers are even
+#: with two uvicorn workers, and its lifespan, shutdown and workers are as robust.
 DEFAULT_SERVER = "granian"
 #: Seconds a worker may take to finish requests in flight and its lifespan shutdown.
 GRACEFUL_TIMEOUT = 30
