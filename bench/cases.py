@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 
 from adserver.db import bump_inventory_version, make_engine
 from adserver.tokens import TokenClaims, TokenSigner, new_decision_id, raw_decision_id
-from bench import load
+from bench import cpu, load
 from bench.fixture import Fixture
 from bench.servers import LOAD_CPUS, ServerProcess
 
@@ -51,10 +51,46 @@ def summary(runs: list[load.LoadResult], server: ServerProcess | None = None) ->
         "rps": round(median([r.rps for r in runs]), 1),
         "p50_ms": round(median([r.p50_ms for r in runs]), 2),
         "p99_ms": round(median([r.p99_ms for r in runs]), 2),
+        "cpu_us_per_request": round(
+            median([r.cpu["us_per_request"] for r in runs if r.cpu is not None]), 1
+        ),
         "errors": sum(r.errors for r in runs),
         "peak_rss_mb": round(server.peak_rss_kb / 1024, 1) if server else None,
         "runs": [r.as_dict() for r in runs],
     }
+
+
+def measured(
+    run: Run, server: ServerProcess, paths: Path, *, cpus: str | None = LOAD_CPUS
+) -> load.LoadResult:
+    """One load run on ``server``, with the CPU the server spent per request."""
+    pids = server.pids()
+    before = cpu.sample(pids)
+    result = load.run(
+        server.url,
+        paths,
+        duration=run.duration,
+        connections=run.connections,
+        workdir=run.workdir,
+        cpus=cpus,
+    )
+    spent = cpu.usage(before, cpu.sample(pids), result.requests)
+    if spent is not None:
+        result.cpu = spent.as_dict()
+    return result
+
+
+def describe(result: load.LoadResult, server: ServerProcess) -> str:
+    """A run's figures for the log: throughput, latency, and where the server's CPU went."""
+    line = f"{result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms"
+    if result.cpu is not None:
+        line += f", {result.cpu['us_per_request']:.0f} us CPU/request"
+        busy = result.cpu["core_busy"].get(server.cpus or "")
+        if busy is not None:
+            line += f" (core {server.cpus} {busy:.0%} busy)"
+    if result.errors:
+        line += f", {result.errors} errors"
+    return line
 
 
 def decide_paths(run: Run, fixture: Fixture) -> Path:
@@ -126,22 +162,11 @@ def compare(
                 requests = paths(f"{label}-{repeat}")
                 if label == "case" and before_run is not None:
                     before_run()
-                result = load.run(
-                    server.url,
-                    requests,
-                    duration=run.duration,
-                    connections=run.connections,
-                    workdir=run.workdir,
-                    cpus=cpus,
-                )
+                result = measured(run, server, requests, cpus=cpus)
                 (base_runs if label == "base" else case_runs).append(result)
                 if label == "case" and after_run is not None:
                     after_run(result)
-                run.log(
-                    f"  {name} {label} #{repeat + 1}: {result.rps:,.0f} req/s, "
-                    f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms"
-                    + (f", {result.errors} errors" if result.errors else "")
-                )
+                run.log(f"  {name} {label} #{repeat + 1}: {describe(result, server)}")
     figures = summary(case_runs, case)
     figures["baseline"] = summary(base_runs, baseline)
     figures["ratio_rps"] = round(
@@ -167,19 +192,9 @@ def solo(
     results = []
     with server.sampling_rss():
         for repeat in range(repeats or run.repeats):
-            result = load.run(
-                server.url,
-                paths,
-                duration=run.duration,
-                connections=run.connections,
-                workdir=run.workdir,
-                cpus=cpus,
-            )
+            result = measured(run, server, paths, cpus=cpus)
             results.append(result)
-            run.log(
-                f"  {name} #{repeat + 1}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
-                f"p99 {result.p99_ms:.2f} ms"
-            )
+            run.log(f"  {name} #{repeat + 1}: {describe(result, server)}")
     return summary(results, server)
 
 
@@ -278,29 +293,13 @@ def with_and_without_edits(
         for mode in ("quiet", "edits") if repeat % 2 == 0 else ("edits", "quiet"):
             if mode == "edits":
                 with editing(database_url, editable) as editor:
-                    result = load.run(
-                        server.url,
-                        paths,
-                        duration=run.duration,
-                        connections=run.connections,
-                        workdir=run.workdir,
-                    )
+                    result = measured(run, server, paths)
                 edits += editor.edits
                 edited.append(result)
             else:
-                result = load.run(
-                    server.url,
-                    paths,
-                    duration=run.duration,
-                    connections=run.connections,
-                    workdir=run.workdir,
-                )
+                result = measured(run, server, paths)
                 quiet.append(result)
-            run.log(
-                f"  decide with {mode} #{repeat + 1}: {result.rps:,.0f} req/s, "
-                f"p99 {result.p99_ms:.2f} ms"
-                + (f", {result.errors} errors" if result.errors else "")
-            )
+            run.log(f"  decide with {mode} #{repeat + 1}: {describe(result, server)}")
     figures = summary(edited, server)
     figures["without_edits"] = summary(quiet)
     figures["edits"] = edits

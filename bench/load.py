@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -76,6 +77,8 @@ class LoadResult:
     p99_ms: float
     errors: int
     tool: str
+    #: The server's CPU over the run (``bench.cpu.Usage.as_dict``), when it was measured.
+    cpu: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

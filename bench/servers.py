@@ -46,6 +46,8 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    #: The cores it is pinned to ("0"), None when it may run on any.
+    cpus: str | None = None
     peak_rss_kb: int = 0
     _sampling: bool = field(default=False, repr=False)
 
@@ -149,7 +151,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = ServerProcess(name, process, port, log)
+    server = ServerProcess(name, process, port, log, cpus if can_pin() else None)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
