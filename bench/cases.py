@@ -47,13 +47,13 @@ def median(values: list[float]) -> float:
 
 
 def summary(runs: list[load.LoadResult], server: ServerProcess | None = None) -> dict[str, Any]:
+    cpu_us = [r.cpu["us_per_request"] for r in runs if r.cpu is not None]
     return {
         "rps": round(median([r.rps for r in runs]), 1),
         "p50_ms": round(median([r.p50_ms for r in runs]), 2),
         "p99_ms": round(median([r.p99_ms for r in runs]), 2),
-        "cpu_us_per_request": round(
-            median([r.cpu["us_per_request"] for r in runs if r.cpu is not None]), 1
-        ),
+        # None where /proc could not be read: no figure rather than a 0 that reads as one.
+        "cpu_us_per_request": round(median(cpu_us), 1) if cpu_us else None,
         "errors": sum(r.errors for r in runs),
         "peak_rss_mb": round(server.peak_rss_kb / 1024, 1) if server else None,
         "runs": [r.as_dict() for r in runs],
