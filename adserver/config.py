@@ -29,9 +29,10 @@ class Settings:
     retention_days: int = 90
     #: Where events go while the database is unreachable (replayed when it is back).
     spool_dir: Path = field(default_factory=lambda: Path("."))
-    #: Group commit: flush after this many events or this many seconds, whichever first.
+    #: Group commit: at most this many events per group, and a group waits this many seconds
+    #: after its first event for company (none: it takes what arrived during the last commit).
     group_max_events: int = 500
-    group_max_wait: float = 0.002
+    group_max_wait: float = 0.0
     #: Request and served counters are flushed this often (seconds).
     counter_flush_interval: float = 5.0
     #: How often the inventory checks for admin changes (seconds).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import secrets
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,37 @@ def test_each_group_wakes_the_event_loop_once(engine: Engine, tmp_path: Path) ->
     assert max(groups) <= 50
     assert wakeups == len(groups) < len(records)
     assert all(valid for valid, _, _ in stored(engine).values())
+
+
+def test_a_group_is_what_arrived_while_the_last_one_committed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    groups: list[int] = []
+    first_done, go_on = threading.Event(), threading.Event()
+
+    def observe(size: int, seconds: float) -> None:
+        groups.append(size)
+        if len(groups) == 1:  # hold the writer, as a slow commit would
+            first_done.set()
+            go_on.wait(10)
+
+    writer = EventWriter(engine, spool_dir=tmp_path, observer=observe)
+    writer.start()
+    loop = asyncio.new_event_loop()
+    try:
+        first = loop.create_task(writer.record(event("alone")))
+        loop.run_until_complete(asyncio.sleep(0))  # queued: the free writer takes it at once
+        assert first_done.wait(10)
+        later = [loop.create_task(writer.record(event(f"later{n}"))) for n in range(5)]
+        loop.run_until_complete(asyncio.sleep(0))  # queued while the writer is busy
+        go_on.set()
+        loop.run_until_complete(asyncio.gather(first, *later))
+    finally:
+        go_on.set()
+        writer.stop()
+        loop.close()
+    assert groups == [1, 5]
+    assert len(stored(engine)) == 6
 
 
 def test_stop_commits_what_waits_then_refuses_more(engine: Engine, tmp_path: Path) -> None:
