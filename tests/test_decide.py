@@ -252,6 +252,21 @@ def test_campaigns_all_of_weight_zero_share_decisions_equally() -> None:
     assert counts[1] / DRAWS == pytest.approx(0.5, abs=TOLERANCE)
 
 
+def test_a_campaign_of_weight_zero_beside_weighted_ones_is_never_chosen() -> None:
+    snap = snapshot(
+        slot(
+            campaign(1, weight=0),
+            campaign(2, weight=2),
+            campaign(3, weight=0),
+            campaign(4, weight=2),
+            campaign(5, weight=0),
+        )
+    )
+    counts = tally(snap, request(), by_campaign)
+    assert set(counts) == {2, 4}
+    assert counts[2] / DRAWS == pytest.approx(0.5, abs=TOLERANCE)
+
+
 def test_even_rotation_shows_creatives_equally_whatever_their_weights() -> None:
     creatives = (creative(11, weight=9), creative(12, weight=1))
     snap = snapshot(slot(campaign(1, rotation="even", creatives=creatives)))
