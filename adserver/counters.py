@@ -14,12 +14,14 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
-from adserver.hourly import add_hourly
+from adserver.hourly import COUNTERS, add_counts
 
 log = logging.getLogger(__name__)
 
 #: (hour, site_id, slot_id, campaign_id, creative_id)
 Key = tuple[int, int, int, int, int]
+#: A row's counters after ``requests`` and ``served`` (the tally's), which a flush adds 0 to.
+_OTHERS = (0,) * (len(COUNTERS) - 2)
 #: (slot_id, campaign_id, creative_id): one slot that asked; the ids are None when it got nothing.
 Served = tuple[int, int | None, int | None]
 
@@ -67,26 +69,14 @@ class DeliveryCounters:
                     served[(hour, site_id, slot_id, campaign_id, creative_id)] += n
             if self._observer is not None and asked:
                 self._observer(filled, asked - filled)
-            rows = [_row(key, requests=n) for key, n in requests.items()]
-            rows += [_row(key, served=n) for key, n in served.items()]
+            rows = [(*key, n, 0, *_OTHERS) for key, n in requests.items()]
+            rows += [(*key, 0, n, *_OTHERS) for key, n in served.items()]
             if not rows:
                 return
             try:
                 with self._engine.begin() as connection:
-                    add_hourly(connection, rows)
+                    add_counts(connection, rows)
             except Exception:
                 log.exception("could not write delivery counters; keeping them for the next flush")
                 return
             self._requests, self._served = Counter(), Counter()
-
-
-def _row(key: Key, **counts: int) -> dict[str, int]:
-    hour, site_id, slot_id, campaign_id, creative_id = key
-    return {
-        "hour": hour,
-        "site_id": site_id,
-        "slot_id": slot_id,
-        "campaign_id": campaign_id,
-        "creative_id": creative_id,
-        **counts,
-    }

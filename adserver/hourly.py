@@ -59,15 +59,6 @@ def _insert_for(connection: Connection) -> Any:
     return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
 
 
-def add_hourly(connection: Connection, rows: Iterable[Mapping[str, int]]) -> None:
-    """Add each row's counters (any of ``COUNTERS``; the others add 0) to its hourly statistic,
-    creating it if new."""
-    add_counts(
-        connection,
-        [(*(row[k] for k in STAT_KEY), *(row.get(c, 0) for c in COUNTERS)) for row in rows],
-    )
-
-
 def add_counts(connection: Connection, rows: list[tuple[int, ...]]) -> None:
     """Add rows of ``STAT_KEY`` then ``COUNTERS`` values to the hourly statistics.
 
@@ -101,7 +92,7 @@ _HOURLY_UPSERT = {
 
 def add_invalid(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
     """Add invalid-event counts per hour, kind and reason (one upsert, executemany), in key
-    order like ``add_hourly`` so concurrent writers cannot deadlock."""
+    order like ``add_counts`` so concurrent writers cannot deadlock."""
     rows = sorted(rows, key=lambda row: (*(row[k] for k in STAT_KEY), row["kind"], row["reason"]))
     if not rows:
         return

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlmodel import Session
 
 from adserver.db import bump_inventory_version
+from adserver.hourly import COUNTERS, STAT_KEY, add_counts
 from adserver.models import Advertiser, Campaign, CampaignSlot, Creative, Site, Slot
 
 LANDING = "https://advertiser.example/landing"
@@ -107,3 +109,12 @@ def three_slot_site(engine: Engine) -> dict[str, int]:
         ids = {slot.name: slot.id for slot in (top, below, side, empty)}
         publish(session)
     return {name: int(i) for name, i in ids.items() if i is not None}
+
+
+def add_hourly(connection: Connection, rows: Iterable[Mapping[str, int]]) -> None:
+    """Add each row's counters (any of ``COUNTERS``; the others add 0) to its hourly statistic,
+    creating it if new."""
+    add_counts(
+        connection,
+        [(*(row[k] for k in STAT_KEY), *(row.get(c, 0) for c in COUNTERS)) for row in rows],
+    )

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, text
 
-from adserver.hourly import HourCache, add_hourly, add_invalid, local_hour_start
+from adserver.hourly import HourCache, add_invalid, local_hour_start
+from tests.seed import add_hourly
 
 LONDON = ZoneInfo("Europe/London")
 KOLKATA = ZoneInfo("Asia/Kolkata")

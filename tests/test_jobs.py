@@ -8,11 +8,10 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from adserver.db import inventory_version
-from adserver.hourly import add_hourly
 from adserver.jobs import prune_events, refresh_delivery
 from adserver.tally import run_tally
 from tests.placements import AT, place, record
-from tests.seed import add_campaign, add_site, add_slot
+from tests.seed import add_campaign, add_hourly, add_site, add_slot
 
 
 def utc(*args: int) -> int:

@@ -21,11 +21,11 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
-from adserver.hourly import add_hourly, add_invalid, local_hour_start
+from adserver.hourly import add_invalid, local_hour_start
 from adserver.models import Site, table
 from adserver.tally import run_tally
 from tests.conftest import LiveServer
-from tests.seed import add_campaign, add_creative, add_site, add_slot, publish
+from tests.seed import add_campaign, add_creative, add_hourly, add_site, add_slot, publish
 from tests.test_auth import cli_token
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
