@@ -23,6 +23,11 @@ class Sample:
     cores: dict[int, tuple[int, int]]
 
 
+def stat_fields(stat: str) -> list[str]:
+    """The fields after the name in a ``/proc/*/stat`` line (a name may hold spaces and ")")."""
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def sample(pids: list[int]) -> Sample | None:
     """The threads of ``pids`` and the machine's cores now; None without ``/proc``."""
     if not Path("/proc/stat").exists():
@@ -39,7 +44,7 @@ def sample(pids: list[int]) -> Sample | None:
             except OSError:
                 continue
             name = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat[stat.rindex(")") + 2 :].split()
+            fields = stat_fields(stat)
             # utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
             seconds = (int(fields[11]) + int(fields[12])) / _TICK
             threads[name] = threads.get(name, 0.0) + seconds

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from bench import cpu
+
 REPO = Path(__file__).resolve().parent.parent
 #: The server gets core 0 and the load generator core 1, when the machine has two or more.
 SERVER_CPUS = "0"
@@ -65,7 +67,7 @@ class ServerProcess:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            ppid = int(cpu.stat_fields(stat)[1])
             children.setdefault(ppid, []).append(int(entry))
         found, todo = [], [self.process.pid]
         while todo:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bench.cpu import sample, usage
+from bench.cpu import sample, stat_fields, usage
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -42,3 +42,10 @@ def test_no_figures_without_requests_or_samples() -> None:
 def test_a_process_gone_before_sampling_counts_for_nothing() -> None:
     gone = sample([2**22 + 12345])  # above the kernel's pid limit, so never a live process
     assert gone is not None and gone.threads == {}
+
+
+def test_stat_fields_start_after_a_name_holding_spaces_and_brackets() -> None:
+    line = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 310 0 0 0 7 3 0 0 20 0 1\n"
+    fields = stat_fields(line)
+    assert fields[:2] == ["S", "1"]  # state, then the parent's pid
+    assert (fields[11], fields[12]) == ("7", "3")  # utime, stime
