@@ -125,6 +125,7 @@ class EventWriter:
         self._max_wait = max_wait
         self._observer = observer
         self._spool = Spool(spool_dir)
+        self._turns = WriterTurns.for_engine(engine)
         self._thread = threading.Thread(target=self._run, name="adserver-events", daemon=True)
         # Events wait in a list handed over whole (one lock per event, no queue.Queue
         # condition per event); ``_arrived`` wakes the writer, ``_full`` ends a group early.
@@ -155,6 +156,7 @@ class EventWriter:
                 self._full.set()
             self._thread.join()
         self._spool.close()
+        self._turns.close()
 
     async def record(self, record: EventRecord) -> None:
         """Queue ``record`` and wait until it is committed or spooled."""
@@ -216,7 +218,7 @@ class EventWriter:
             if self._spool.depth():
                 self._replay_spool()
             connection = self._connect()
-            with connection.begin():
+            with self._turns, connection.begin():
                 store(connection, records)
         except DBAPIError as exc:
             log.warning("database unavailable, spooling %d events: %s", len(records), exc)
@@ -272,7 +274,7 @@ class EventWriter:
         # In groups no bigger than a flush: a long outage spools more events than one statement
         # may carry parameters (65,535 on PostgreSQL), and such a replay would never succeed.
         connection = self._connect()
-        with connection.begin():
+        with self._turns, connection.begin():
             for start in range(0, len(records), self._max_events):
                 group = records[start : start + self._max_events]
                 present = set(
@@ -281,6 +283,44 @@ class EventWriter:
                     )
                 )
                 store(connection, [r for r in group if r.id not in present])
+
+
+class WriterTurns:
+    """The event writers of several processes on one SQLite file take turns through a lock file.
+
+    SQLite lets one writer in at a time and makes the others retry, sleeping from 1 to 100 ms
+    between tries. A writer that commits again as soon as it is free held the lock nearly all the
+    time, and the other process's beacons waited: a p99 of 0.3 to 0.9 s with two workers under
+    load, measured. The kernel's lock wakes the waiting writer the moment the other lets go. One
+    process alone takes it uncontended; a server database (PostgreSQL) needs no turns.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._file: Any = None
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> WriterTurns:
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database.startswith(":memory:"):
+            return cls(None)
+        return cls(Path(f"{database}-events.lock"))
+
+    def __enter__(self) -> None:
+        if self._path is None:
+            return
+        if self._file is None:  # opened once, kept until ``close``
+            self._file = open(self._path, "ab")
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def _answer(batch: list[_Pending], error: BaseException | None) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import fcntl
 import multiprocessing
 import secrets
 import threading
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from adserver.db import make_engine
 from adserver.events import EventRecord, EventWriter, WriterStopped, new_event_id, store
 from tests.records import event
 
@@ -138,6 +141,32 @@ def test_a_group_is_what_arrived_while_the_last_one_committed(
         loop.close()
     assert groups == [1, 5]
     assert len(stored(engine)) == 6
+
+
+def test_writers_of_processes_sharing_a_sqlite_file_take_turns(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(sqlite_url)
+    other = open(f"{engine.url.database}-events.lock", "ab")  # noqa: SIM115
+    fcntl.flock(other, fcntl.LOCK_EX)  # another process's writer, in the middle of its commit
+    writer = EventWriter(engine, spool_dir=tmp_path)
+    writer.start()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    record = event("waits")
+    try:
+        done = pool.submit(writer.record_blocking, record)
+        with pytest.raises(concurrent.futures.TimeoutError):
+            done.result(timeout=0.3)  # its turn has not come
+        assert stored(engine) == {}
+        fcntl.flock(other, fcntl.LOCK_UN)
+        done.result(timeout=10)
+        assert stored(engine)[record.id] == (True, None, "waits:imp")
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        other.close()
+        writer.stop()
+        pool.shutdown()
+        engine.dispose()
 
 
 def test_stop_commits_what_waits_then_refuses_more(engine: Engine, tmp_path: Path) -> None:
