@@ -14,14 +14,14 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
-from adserver.hourly import COUNTERS, add_counts
+from adserver.hourly import TALLIED, add_counts
 
 log = logging.getLogger(__name__)
 
 #: (hour, site_id, slot_id, campaign_id, creative_id)
 Key = tuple[int, int, int, int, int]
-#: A row's counters after ``requests`` and ``served`` (the tally's), which a flush adds 0 to.
-_OTHERS = (0,) * (len(COUNTERS) - 2)
+#: The tally's counters, which a flush adds 0 to.
+_TALLIED_ZEROS = (0,) * len(TALLIED)
 #: (slot_id, campaign_id, creative_id): one slot that asked; the ids are None when it got nothing.
 Served = tuple[int, int | None, int | None]
 
@@ -69,8 +69,8 @@ class DeliveryCounters:
                     served[(hour, site_id, slot_id, campaign_id, creative_id)] += n
             if self._observer is not None and asked:
                 self._observer(filled, asked - filled)
-            rows = [(*key, n, 0, *_OTHERS) for key, n in requests.items()]
-            rows += [(*key, 0, n, *_OTHERS) for key, n in served.items()]
+            rows = [(*key, n, 0, *_TALLIED_ZEROS) for key, n in requests.items()]
+            rows += [(*key, 0, n, *_TALLIED_ZEROS) for key, n in served.items()]
             if not rows:
                 return
             try:

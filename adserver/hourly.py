@@ -19,10 +19,10 @@ from adserver.models import InvalidStat
 
 UTC_ZONE = ZoneInfo("UTC")
 STAT_KEY = ("hour", "site_id", "slot_id", "campaign_id", "creative_id")
-#: The delivery counters' two first (``counters.py``), then the tally's (``tally.py``).
-COUNTERS = (
-    "requests",
-    "served",
+#: Counted by each process as it decides (``counters.py``).
+DELIVERED = ("requests", "served")
+#: Rolled up from the raw events (``tally.py``).
+TALLIED = (
     "impressions",
     "viewable",
     "clicks",
@@ -31,6 +31,8 @@ COUNTERS = (
     "invalid_clicks",
     "spend_nanos",
 )
+#: Every counter of an hourly statistic, in the order ``add_counts`` takes their values.
+COUNTERS = (*DELIVERED, *TALLIED)
 
 
 def local_hour_start(at: float, zone: ZoneInfo) -> int:

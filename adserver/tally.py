@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from adserver.hourly import COUNTERS, STAT_KEY, add_counts, add_invalid
+from adserver.hourly import DELIVERED, STAT_KEY, TALLIED, add_counts, add_invalid
 from adserver.models import Campaign, FlatBooking, Site, table
 
 DEFAULT_BATCH_SIZE = 50_000
@@ -79,10 +79,9 @@ _POSTGRES_CLAIM = text(
 
 Key = tuple[int, int, int, int, int]
 
-#: Columns the tally adds to: every counter after the delivery counters' requests and served.
-ADDED = COUNTERS[2:]
-_ZEROS = (0, 0)  # requests, served
-_SLOT = {column: n for n, column in enumerate(ADDED)}
+#: The delivery counters, which the tally adds 0 to.
+_DELIVERED_ZEROS = (0,) * len(DELIVERED)
+_SLOT = {column: n for n, column in enumerate(TALLIED)}
 _INDEX = {kind_valid: _SLOT[column] for kind_valid, column in COUNTER_FOR.items()}
 _IMPRESSIONS, _CLICKS, _SPEND = _SLOT["impressions"], _SLOT["clicks"], _SLOT["spend_nanos"]
 
@@ -146,12 +145,12 @@ def _add_groups(connection: Connection, groups: Sequence[Any]) -> None:
         key: Key = (hour, site_id, slot_id, campaign_id, creative_id)
         counts = hourly.get(key)
         if counts is None:
-            counts = hourly[key] = [0] * len(ADDED)
+            counts = hourly[key] = [0] * len(TALLIED)
         counts[_INDEX[(kind, bool(valid))]] += n
         if not valid:
             invalid[(key, kind, reason or "unknown")] += n
     _add_spend(connection, hourly)
-    add_counts(connection, [(*key, *_ZEROS, *counts) for key, counts in hourly.items()])
+    add_counts(connection, [(*key, *_DELIVERED_ZEROS, *counts) for key, counts in hourly.items()])
     add_invalid(
         connection,
         [
