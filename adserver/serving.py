@@ -14,11 +14,12 @@ import importlib
 import os
 from typing import Any
 
-SERVERS = ("granian", "uvicorn")
-#: granian, measured by `make bench` (docs/performance.md): one worker, the default, is the faster
-#: set-up on every machine measured (its I/O thread uses a second core), two workers are even
-#: with two uvicorn workers, and its lifespan, shutdown and workers are as robust.
-DEFAULT_SERVER = "granian"
+SERVERS = ("uvicorn", "granian")
+#: uvicorn, measured by `make bench` (docs/performance.md): pinned to one core the two serve
+#: adserver within a tenth of each other, either way round by machine; uvicorn needs a third less
+#: memory and gains 1.5x-1.9x from a second worker, where one granian worker already takes a
+#: second core for its I/O thread. ``--server granian`` is there for one worker on spare cores.
+DEFAULT_SERVER = "uvicorn"
 #: Seconds a worker may take to finish requests in flight and its lifespan shutdown.
 GRACEFUL_TIMEOUT = 30
 _FACTORY = "ADSERVER_APP_FACTORY"

@@ -21,8 +21,8 @@ from tests.waiting import free_port, wait_healthy
 pytestmark = pytest.mark.slow
 
 
-def test_granian_is_the_default() -> None:
-    assert DEFAULT_SERVER == "granian"
+def test_uvicorn_is_the_default_and_granian_the_option() -> None:
+    assert DEFAULT_SERVER == "uvicorn"
     assert set(SERVERS) == {"granian", "uvicorn"}
 
 
