@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from adserver import pacing, render
-from adserver.db import make_engine, migrate
+from adserver.db import bump_inventory_version, make_engine, migrate
 from adserver.decide import (
     CampaignSpec,
     CreativeSpec,
@@ -32,7 +32,7 @@ from adserver.decide import (
     decide,
     smoothed_ctr,
 )
-from adserver.inventory import Reuse, build_snapshot, compile_targeting
+from adserver.inventory import REBUILD_SHARE, Inventory, Reuse, build_snapshot, compile_targeting
 from adserver.models import (
     Advertiser,
     Campaign,
@@ -350,6 +350,40 @@ def test_a_rebuild_reuses_the_specs_of_creatives_that_did_not_change(session: Se
     assert second.creatives[pk(kept)] is first.creatives[pk(kept)]
     assert second.creatives[pk(edited)].click_url == "https://acme.example/new-landing"
     assert first.creatives[pk(edited)].click_url == "https://acme.example/sale"
+
+
+class SteppingClock:
+    """A monotonic clock the test sets; every reading also moves it on by ``step``, so a rebuild,
+    which reads it when it starts and when it ends, takes ``step`` seconds."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        reading = self.now
+        self.now += self.step
+        return reading
+
+
+def test_rebuilds_take_at_most_a_twentieth_of_the_time_while_campaigns_keep_changing(
+    engine: Engine, session: Session
+) -> None:
+    make_campaign(session, slots=[make_slot(session, site=make_site(session))])
+    session.commit()
+    assert REBUILD_SHARE == 0.05
+    clock = SteppingClock(step=1.0)
+    inventory = Inventory(engine, base_url=BASE_URL, clock=clock)
+    inventory.rebuild()  # read at 0 s and at 1 s: it took 1 s, so it rests 19 s, until 20 s
+    first = inventory.current
+    with engine.begin() as connection:
+        bump_inventory_version(connection)
+    clock.now = 19.0
+    inventory.refresh()
+    assert inventory.current is first  # the change waits for the rest to end
+    clock.now = 20.0
+    inventory.refresh()
+    assert inventory.current.version == first.version + 1
 
 
 def test_campaigns_with_the_same_targeting_share_one_compiled_targeting(
