@@ -17,13 +17,15 @@ from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
 from adserver.config import Settings
-from adserver.db import make_engine, schema_state
-from adserver.periodic import Periodic
-from adserver.resources import PACKAGE_DIR, resource_dir
-from adserver.scheduler import JobScheduler, default_jobs
-from adserver.services import Services
-from adserver.web import api, demo, ops, serve
-from adserver.web.fastlane import endpoint_for
+from adserver.core.db import make_engine, schema_state
+from adserver.core.periodic import Periodic
+from adserver.core.resources import PACKAGE_DIR, resource_dir
+from adserver.jobs.registry import default_jobs
+from adserver.jobs.scheduler import JobScheduler
+from adserver.runtime import Runtime
+from adserver.web import api, ops, serve
+from adserver.web.pages import demo
+from adserver.web.serve.fastlane import endpoint_for
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class AdServer(Starlette):
         self.settings = settings
         self.templates = templates
         #: Set by the lifespan, for the life of the process.
-        self.services: Services | None = None
+        self.runtime: Runtime | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Decides and beacons take the fast lane to their endpoints; the rest, the router."""
@@ -70,35 +72,35 @@ def create_app(settings: Settings) -> AdServer:
                 f"the database schema is at {current or 'nothing'}, this adserver needs {head}: "
                 "run `adserver migrate` first"
             )
-        services = Services.build(settings, engine, templates)
-        app.services = services
-        await asyncio.to_thread(services.inventory.rebuild)
+        runtime = Runtime.build(settings, engine, templates)
+        app.runtime = runtime
+        await asyncio.to_thread(runtime.inventory.rebuild)
         # What start-up made (modules, metadata, the first snapshot) lives as long as the
         # process: out of the collector's sight, a full collection scans a fraction of the heap
         # (88 ms -> a few ms with 1,000 campaigns), a pause every request in flight would feel.
         gc.collect()
         gc.freeze()
-        services.writer.start()
+        runtime.writer.start()
         refreshers = [
-            Periodic("inventory", settings.inventory_poll_interval, services.inventory.refresh),
-            Periodic("counters", settings.counter_flush_interval, services.counters.flush),
+            Periodic("inventory", settings.inventory_poll_interval, runtime.inventory.refresh),
+            Periodic("counters", settings.counter_flush_interval, runtime.counters.flush),
         ]
         for refresher in refreshers:
             refresher.start()
         if settings.scheduler:
-            services.scheduler = JobScheduler(
-                engine, default_jobs(engine, settings), metrics=services.metrics
+            runtime.scheduler = JobScheduler(
+                engine, default_jobs(engine, settings), metrics=runtime.metrics
             )
-            services.scheduler.start()
+            runtime.scheduler.start()
         try:
             yield
         finally:
-            if services.scheduler is not None:
-                await asyncio.to_thread(services.scheduler.shutdown)
+            if runtime.scheduler is not None:
+                await asyncio.to_thread(runtime.scheduler.shutdown)
             for refresher in refreshers:
                 await asyncio.to_thread(refresher.stop)
-            await asyncio.to_thread(services.counters.flush)
-            await asyncio.to_thread(services.writer.stop)
+            await asyncio.to_thread(runtime.counters.flush)
+            await asyncio.to_thread(runtime.writer.stop)
             engine.dispose()
             gc.unfreeze()  # what start-up made may be garbage now (several apps in one process)
 
@@ -109,7 +111,7 @@ def create_app(settings: Settings) -> AdServer:
             *serve.routes,
             *ops.routes,
             *api.routes,
-            *demo.routes,
+            *(demo.routes if settings.demo else []),
             Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
         ],
         lifespan=lifespan,

@@ -13,11 +13,12 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 from starlette.applications import Starlette
 
-from adserver.auth import create_api_token
 from adserver.config import Settings, SettingsError
-from adserver.db import make_engine, migrate, schema_state
-from adserver.models import ROLES, Advertiser, User, table
-from adserver.serving import DEFAULT_SERVER, SERVERS
+from adserver.core.db import make_engine, migrate, schema_state
+from adserver.core.enums import ROLES
+from adserver.core.models import Advertiser, User, table
+from adserver.launcher import DEFAULT_SERVER, SERVERS
+from adserver.services.tokens import create_api_token
 
 
 class UsageError(Exception):
@@ -29,6 +30,13 @@ def app_from_env() -> Starlette:
     from adserver.app import create_app
 
     return create_app(Settings.from_env())
+
+
+def demo_app_from_env() -> Starlette:
+    """The app ``adserver demo`` serves: the same, with the demo pages mounted."""
+    from adserver.app import create_app
+
+    return create_app(Settings.from_env().with_changes(demo=True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,14 +141,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_server(host: str, port: int, workers: int, server: str = DEFAULT_SERVER) -> None:
-    from adserver.serving import run
+def _run_server(
+    host: str, port: int, workers: int, server: str = DEFAULT_SERVER, *, demo: bool = False
+) -> None:
+    from adserver.launcher import run
 
-    run("adserver.cli:app_from_env", host=host, port=port, workers=workers, server=server)
+    factory = "adserver.cli:demo_app_from_env" if demo else "adserver.cli:app_from_env"
+    run(factory, host=host, port=port, workers=workers, server=server)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from adserver.demo import DEMO_LOGINS, add_demo_data
+    from adserver.demo.data import DEMO_LOGINS, add_demo_data
 
     _check_port(args.port)
     if not os.environ.get("ADSERVER_SECRET_KEY"):
@@ -175,7 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("  clicks are recorded. Stop with Ctrl-C.")
     sys.stdout.flush()
     # One process, in the foreground: uvicorn, whose log says when shutdown has completed.
-    _run_server(args.host, args.port, 1, "uvicorn")
+    _run_server(args.host, args.port, 1, "uvicorn", demo=True)
     return 0
 
 
@@ -245,7 +256,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_tally(args: argparse.Namespace) -> int:
-    from adserver.tally import run_tally
+    from adserver.reporting.tally import run_tally
 
     with _database(_settings()) as engine:
         count = run_tally(engine)
@@ -254,7 +265,7 @@ def cmd_tally(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from adserver.scheduler import run_until_signalled
+    from adserver.jobs.registry import run_until_signalled
 
     settings = _settings()
     with _database(settings) as engine:

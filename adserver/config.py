@@ -39,6 +39,8 @@ class Settings:
     inventory_poll_interval: float = 1.0
     tally_interval: int = 60
     pacing_interval: int = 60
+    #: Mount the demo article and its landing page; only ``adserver demo`` sets it.
+    demo: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -22,8 +22,8 @@ import httpx
 import psycopg
 from sqlalchemy import text
 
-from adserver.db import make_engine, migrate
-from adserver.serving import DEFAULT_SERVER, SERVERS
+from adserver.core.db import make_engine, migrate
+from adserver.launcher import DEFAULT_SERVER, SERVERS
 from bench import cases, inproc, load, report, robust, servers
 from bench.fixture import Fixture, generate
 

@@ -1,6 +1,6 @@
 """The baseline: a bare Starlette app answering every GET with a fixed ~200-byte JSON body.
 
-It is served by ``adserver.serving.run``, the very function ``adserver serve`` uses, so the
+It is served by ``adserver.launcher.run``, the very function ``adserver serve`` uses, so the
 server, loop, HTTP parser and worker settings are the same as adserver's::
 
     python -m bench.baseline --port 8001 --server uvicorn --workers 1
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adserver.serving import DEFAULT_SERVER, SERVERS, run
+from adserver.launcher import DEFAULT_SERVER, SERVERS, run
 
 BODY = {
     "site": "site-000",

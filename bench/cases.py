@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import Engine, text, update
 from sqlmodel import SQLModel
 
-from adserver.db import bump_inventory_version, make_engine
-from adserver.tokens import TokenClaims, TokenSigner, new_decision_id, raw_decision_id
+from adserver.core.db import bump_inventory_version, make_engine
+from adserver.tracking.tokens import TokenClaims, TokenSigner, new_decision_id, raw_decision_id
 from bench import cpu, load
 from bench.fixture import Fixture
 from bench.servers import LOAD_CPUS, ServerProcess

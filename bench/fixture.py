@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Engine, Table, insert
 from sqlmodel import SQLModel
 
-from adserver import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from adserver.db import bump_inventory_version
+from adserver.core import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from adserver.core.db import bump_inventory_version
 
 #: Slot name -> sizes; every bench site has these three.
 SLOTS: dict[str, list[str]] = {

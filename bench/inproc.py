@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from adserver.decide import DecideRequest, SlotRequest, decide
-from adserver.inventory import build_snapshot
-from adserver.resources import PACKAGE_DIR
+from adserver.core.resources import PACKAGE_DIR
+from adserver.delivery.decide import DecideRequest, SlotRequest, decide
+from adserver.delivery.inventory import build_snapshot
 from bench.fixture import Fixture
 
 
@@ -98,7 +98,7 @@ def tag_size() -> dict[str, Any]:
 def tally(engine: Engine, fixture: Fixture, *, events: int) -> dict[str, Any]:
     """Insert ``events`` raw events fast, then time ``run_tally`` over all of them."""
     try:
-        from adserver.tally import run_tally
+        from adserver.reporting.tally import run_tally
     except ImportError:
         return {"skipped": "adserver.tally is not there yet"}
     inserted = _insert_events(engine, fixture, events)

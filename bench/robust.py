@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from adserver.db import make_engine, migrate
-from adserver.tokens import TokenSigner
+from adserver.core.db import make_engine, migrate
+from adserver.tracking.tokens import TokenSigner
 from bench import servers
 from bench.cases import Run, imp_paths
 from bench.fixture import generate

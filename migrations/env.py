@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import adserver.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from adserver.db import make_engine
+import adserver.core.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from adserver.core.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

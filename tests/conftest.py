@@ -19,8 +19,8 @@ from sqlalchemy import Engine
 
 from adserver.app import AdServer, create_app
 from adserver.config import Settings
-from adserver.db import make_engine, migrate
-from adserver.services import Services
+from adserver.core.db import make_engine, migrate
+from adserver.runtime import Runtime
 
 POSTGRES_HOST = "127.0.0.1:5432"
 SECRET = "test-secret-key-0123456789"
@@ -89,9 +89,9 @@ class LiveServer:
         return httpx.Client(base_url=self.url, headers=headers, **kwargs)  # type: ignore[arg-type]
 
     @property
-    def services(self) -> Services:
-        assert self.app.services is not None, "the server has not started"
-        return self.app.services
+    def runtime(self) -> Runtime:
+        assert self.app.runtime is not None, "the server has not started"
+        return self.app.runtime
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adserver.db import make_engine
-from adserver.events import EventRecord, EventWriter
+from adserver.core.db import make_engine
+from adserver.tracking.events import EventRecord
+from adserver.tracking.writer import EventWriter
 from tests.records import event
 
 #: (kind, reason preset at the edge, reason expected once stored) per decision, by pattern.

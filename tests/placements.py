@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from adserver.events import EventRecord, store
-from adserver.hourly import local_hour_start
-from adserver.models import Site, table
+from adserver.core.clock import local_hour_start
+from adserver.core.models import Site, table
+from adserver.tracking.events import EventRecord, store
 from tests.seed import add_campaign, add_creative, add_site, add_slot
 
 AT = int(datetime(2026, 11, 20, 10, 15, tzinfo=UTC).timestamp())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adserver.events import EventRecord
+from adserver.tracking.events import EventRecord
 
 AT = 1_790_000_000
 HOUR = 1_789_999_200

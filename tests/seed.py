@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 from sqlmodel import Session
 
-from adserver.db import bump_inventory_version
-from adserver.hourly import COUNTERS, STAT_KEY, add_counts
-from adserver.models import Advertiser, Campaign, CampaignSlot, Creative, Site, Slot
+from adserver.core.db import bump_inventory_version
+from adserver.core.models import Advertiser, Campaign, CampaignSlot, Creative, Site, Slot
+from adserver.reporting.hourly import COUNTERS, STAT_KEY, add_counts
 
 LANDING = "https://advertiser.example/landing"
 

@@ -8,10 +8,10 @@ import time
 import pytest
 from sqlalchemy import func, select, text
 
-from adserver.db import make_engine
-from adserver.decide import DecideRequest, SlotRequest, decide
-from adserver.inventory import build_snapshot
-from adserver.models import Campaign, CampaignSlot, Creative, Site, Slot
+from adserver.core.db import make_engine
+from adserver.core.models import Campaign, CampaignSlot, Creative, Site, Slot
+from adserver.delivery.decide import DecideRequest, SlotRequest, decide
+from adserver.delivery.inventory import build_snapshot
 from bench.fixture import SLOTS, generate
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from sqlalchemy import Engine, text
 
-from adserver.db import bump_inventory_version
-from adserver.demo import add_demo_data
+from adserver.config import Settings
+from adserver.core.db import bump_inventory_version
+from adserver.demo.data import add_demo_data
 from tests.conftest import BROWSER_UA, LiveServer
 from tests.waiting import wait_for
 
@@ -59,9 +61,18 @@ def database_url(sqlite_url: str) -> str:
 
 
 @pytest.fixture
+def server_settings(
+    server_settings: tuple[Settings, socket.socket],
+) -> tuple[Settings, socket.socket]:
+    """As ``adserver demo`` serves: with the demo pages mounted."""
+    settings, sock = server_settings
+    return settings.with_changes(demo=True), sock
+
+
+@pytest.fixture
 def demo(engine: Engine, live_server: LiveServer) -> LiveServer:
     assert add_demo_data(engine, base_url=live_server.url) is not None
-    live_server.services.inventory.rebuild()
+    live_server.runtime.inventory.rebuild()
     return live_server
 
 
@@ -161,7 +172,7 @@ def test_a_slot_with_no_ad_collapses(demo: LiveServer, engine: Engine, page: Pag
             )
         )
         bump_inventory_version(connection)
-    demo.services.inventory.rebuild()
+    demo.runtime.inventory.rebuild()
     page.goto(f"{demo.url}/demo/")
     empty = page.locator('ins[data-ad-slot="ads-area"][data-ad-status="empty"]')
     empty.wait_for(state="attached", timeout=10_000)

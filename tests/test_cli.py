@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from adserver.cli import main
-from adserver.db import make_engine
+from adserver.core.db import make_engine
 from tests.conftest import SECRET
 from tests.waiting import free_port, wait_healthy
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from adserver.counters import DeliveryCounters
-from adserver.db import make_engine, migrate
-from adserver.models import HourlyStat, table
+from adserver.core.db import make_engine, migrate
+from adserver.core.models import HourlyStat, table
+from adserver.tracking.counters import DeliveryCounters
 
 HOUR = 1_796_083_200
 STATS = table(HourlyStat)

@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 
 from adserver.app import SchemaOutOfDate, create_app
 from adserver.config import Settings
-from adserver.db import make_engine, schema_state
+from adserver.core.db import make_engine, schema_state
 from tests.conftest import SECRET
 
 

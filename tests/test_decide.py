@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adserver.decide import (
+from adserver.delivery.decide import (
     CTR_EXPLORE,
     MEMO_LIMIT,
     TIER_RANK,
@@ -40,7 +40,7 @@ from adserver.decide import (
     decide,
     smoothed_ctr,
 )
-from adserver.inventory import compile_targeting
+from adserver.delivery.inventory import compile_targeting
 
 #: Monday 2026-11-30 12:00 UTC.
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()

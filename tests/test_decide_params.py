@@ -7,8 +7,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from adserver.decide import SlotRequest
-from adserver.web.decide_params import BadRequest, parse_decide, parse_query
+from adserver.delivery.decide import SlotRequest
+from adserver.web.serve.params import BadRequest, parse_decide, parse_query
 
 TRICKY = [
     "",

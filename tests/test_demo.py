@@ -11,6 +11,7 @@ import io
 import random
 import re
 import shutil
+import socket
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -22,16 +23,18 @@ from PIL import Image
 from sqlalchemy import Engine, func, select, text
 from sqlmodel import Session, SQLModel
 
-from adserver import demo
-from adserver.db import inventory_version
-from adserver.decide import DecideRequest, SlotRequest, Snapshot, decide
-from adserver.inventory import build_snapshot
-from adserver.models import Advertiser, Campaign, CampaignSlot, Creative, Site, Slot, User
-from tests.conftest import LiveServer
+from adserver.config import Settings
+from adserver.core.db import inventory_version
+from adserver.core.models import Advertiser, Campaign, CampaignSlot, Creative, Site, Slot, User
+from adserver.core.resources import PACKAGE_DIR
+from adserver.delivery.decide import DecideRequest, SlotRequest, Snapshot, decide
+from adserver.delivery.inventory import build_snapshot
+from adserver.demo import data as demo
+from tests.conftest import LiveServer, bound_socket, make_settings, start_server
 
 BASE_URL = "http://127.0.0.1:8123"
 SLOT_NAMES = ("top-of-post", "below-post", "ads-area")
-TAG = Path(demo.__file__).parent / "static" / "tag.js"
+TAG = PACKAGE_DIR / "static" / "tag.js"
 #: Real argon2 with cheap parameters: the default costs half a second a hash on a CI machine.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
@@ -211,10 +214,35 @@ def test_an_existing_user_is_left_alone_and_not_listed(engine: Engine) -> None:
 
 
 @pytest.fixture
+def server_settings(
+    server_settings: tuple[Settings, socket.socket],
+) -> tuple[Settings, socket.socket]:
+    """As ``adserver demo`` serves: with the demo pages mounted."""
+    settings, sock = server_settings
+    return settings.with_changes(demo=True), sock
+
+
+@pytest.fixture
 def demo_server(engine: Engine, live_server: LiveServer) -> LiveServer:
     add_demo_data(engine, live_server.url)
-    live_server.services.inventory.rebuild()
+    live_server.runtime.inventory.rebuild()
     return live_server
+
+
+def test_adserver_serve_mounts_no_demo_pages(
+    engine: Engine, tmp_path: Path, database_url: str
+) -> None:
+    """Only ``adserver demo`` mounts the demo article; a publisher's server answers 404."""
+    sock = bound_socket()
+    server = start_server(make_settings(database_url, sock.getsockname()[1], tmp_path), sock)
+    try:
+        with server.client() as client:
+            assert client.get("/demo/").status_code == 404
+            assert client.get("/demo/landing").status_code == 404
+            assert client.get("/healthz").status_code == 200
+    finally:
+        server.stop()
+        sock.close()
 
 
 def test_article_carries_the_tag_once_and_the_three_slots(demo_server: LiveServer) -> None:

@@ -29,13 +29,13 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from adserver.db import make_engine, migrate
-from adserver.events import EventWriter
-from adserver.tally import run_tally
+from adserver.core.db import make_engine, migrate
+from adserver.reporting.tally import run_tally
+from adserver.tracking.writer import EventWriter
 from tests.conftest import BROWSER_UA, SECRET
 from tests.records import event
 from tests.seed import three_slot_site
-from tests.test_auth import cli_token
+from tests.test_principal import cli_token
 from tests.waiting import free_port, wait_for
 
 pytestmark = pytest.mark.slow

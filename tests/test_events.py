@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from adserver.db import make_engine
-from adserver.events import EventRecord, EventWriter, WriterStopped, new_event_id, store
+from adserver.core.db import make_engine
+from adserver.tracking.events import EventRecord, new_event_id, store
+from adserver.tracking.writer import EventWriter, WriterStopped
 from tests.records import event
 
 

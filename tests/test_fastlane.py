@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from adserver.web.fastlane import endpoint_for
-from adserver.web.serve import beacon_endpoint, decide_endpoint
+from adserver.web.serve.decide import decide_endpoint
+from adserver.web.serve.events import beacon_endpoint
+from adserver.web.serve.fastlane import endpoint_for
 from tests.conftest import LiveServer
 
 

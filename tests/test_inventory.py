@@ -20,9 +20,19 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from adserver import pacing, render
-from adserver.db import bump_inventory_version, make_engine, migrate
-from adserver.decide import (
+from adserver.core.db import bump_inventory_version, make_engine, migrate
+from adserver.core.models import (
+    Advertiser,
+    Campaign,
+    CampaignDelivery,
+    CampaignSlot,
+    Creative,
+    HourlyStat,
+    Site,
+    Slot,
+)
+from adserver.delivery import pacing, render
+from adserver.delivery.decide import (
     CampaignSpec,
     CreativeSpec,
     DecideRequest,
@@ -32,16 +42,12 @@ from adserver.decide import (
     decide,
     smoothed_ctr,
 )
-from adserver.inventory import REBUILD_SHARE, Inventory, Reuse, build_snapshot, compile_targeting
-from adserver.models import (
-    Advertiser,
-    Campaign,
-    CampaignDelivery,
-    CampaignSlot,
-    Creative,
-    HourlyStat,
-    Site,
-    Slot,
+from adserver.delivery.inventory import (
+    REBUILD_SHARE,
+    Inventory,
+    Reuse,
+    build_snapshot,
+    compile_targeting,
 )
 
 BASE_URL = "https://ads.example"

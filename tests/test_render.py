@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from adserver import render
+from adserver.delivery import render
 
 ID = b"AAAAAAAAAAAAAAAA"
 TOKEN = b"AhChYnmbA-DIkS1MGgAAAAEAAAAB_w=="

@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from adserver.config import Settings
-from adserver.db import make_engine, migrate
-from adserver.metrics import Metrics
-from adserver.scheduler import Job, JobScheduler, scheduler_health
+from adserver.core.db import make_engine, migrate
+from adserver.core.metrics import Metrics
+from adserver.jobs.registry import JOB_NAMES
+from adserver.jobs.scheduler import Job, JobScheduler, scheduler_health
 from tests.conftest import SECRET, postgres_database, start_server
 from tests.placements import place, record
 from tests.waiting import wait_for
@@ -108,7 +109,7 @@ def test_health_shows_each_jobs_last_success_and_lag(engine: Engine) -> None:
     scheduler = JobScheduler(engine, jobs, holder="h")
     before = time.time()
     assert scheduler.run(jobs[0]) == "ok"
-    health = scheduler_health(engine, scheduler, time.time() + 30)
+    health = scheduler_health(engine, scheduler, time.time() + 30, names=[j.name for j in jobs])
     assert health["running"] is False  # built here, never started
     assert set(health["jobs"]) == {"tally", "pacing"}
     assert health["jobs"]["pacing"] == {"last_success": None, "lag_seconds": None}
@@ -117,7 +118,7 @@ def test_health_shows_each_jobs_last_success_and_lag(engine: Engine) -> None:
     assert 30 <= tally["lag_seconds"] <= 30 + (time.time() - before) + 0.1
 
     # A process that does not run the scheduler still reports what others did.
-    other = scheduler_health(engine, None, time.time())
+    other = scheduler_health(engine, None, time.time(), names=JOB_NAMES)
     assert other["running"] is False
     assert set(other["jobs"]) == {"tally", "pacing", "retention"}
     assert other["jobs"]["tally"]["last_success"] == tally["last_success"]
@@ -213,8 +214,8 @@ def test_scheduler_command_runs_the_jobs_until_sigterm(database_url: str, engine
 SCHEDULER_PROCESS = """
 import json, sys
 from adserver.config import Settings
-from adserver.db import make_engine
-from adserver.scheduler import run_until_signalled
+from adserver.core.db import make_engine
+from adserver.jobs.registry import run_until_signalled
 
 settings = Settings(database_url=sys.argv[1], tally_interval=1, pacing_interval=1)
 engine = make_engine(settings.database_url)

@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import Engine, text
 
-from adserver.tokens import TokenClaims, TokenSigner
+from adserver.tracking.tokens import TokenClaims, TokenSigner
 from tests.conftest import SECRET, LiveServer
 from tests.seed import LANDING, three_slot_site
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("live_server")
 @pytest.fixture
 def slots(engine: Engine, live_server: LiveServer) -> dict[str, int]:
     ids = three_slot_site(engine)
-    live_server.services.inventory.rebuild()
+    live_server.runtime.inventory.rebuild()
     return ids
 
 

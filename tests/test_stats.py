@@ -21,12 +21,13 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
-from adserver.hourly import add_invalid, local_hour_start
-from adserver.models import Site, table
-from adserver.tally import run_tally
+from adserver.core.clock import local_hour_start
+from adserver.core.models import Site, table
+from adserver.reporting.hourly import add_invalid
+from adserver.reporting.tally import run_tally
 from tests.conftest import LiveServer
 from tests.seed import add_campaign, add_creative, add_hourly, add_site, add_slot, publish
-from tests.test_auth import cli_token
+from tests.test_principal import cli_token
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
 LONDON = ZoneInfo("Europe/London")
@@ -467,7 +468,7 @@ def test_beacons_tallied_show_up_exactly(
         campaign = add_campaign(session, [top], advertiser="Acme", price_micros=3_000_000)
         add_creative(session, campaign)
         publish(session)
-    live_server.services.inventory.rebuild()
+    live_server.runtime.inventory.rebuild()
     admin = cli_token(monkeypatch, capsys, database_url, "ops")
     with live_server.client() as client:
         decisions = []

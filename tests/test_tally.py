@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from adserver.cli import main
-from adserver.hourly import local_hour_start
-from adserver.tally import local_day, run_tally
+from adserver.core.clock import local_day, local_hour_start
+from adserver.reporting.tally import run_tally
 from tests.conftest import SECRET
 from tests.event_mix import Mix, send
 from tests.placements import AT, UTC_ZONE, Placement, place, record

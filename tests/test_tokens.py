@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
-from adserver.tokens import (
+from adserver.tracking.tokens import (
     TokenClaims,
     TokenSigner,
     TokenState,

@@ -1,16 +1,25 @@
-"""What every route module shares: the services on the app, JSON answers and errors."""
+"""What every route module shares: the process runtime on the app, JSON answers and errors."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.templating import Jinja2Templates
 
-if TYPE_CHECKING:
-    from adserver.app import AdServer
-    from adserver.services import Services
+from adserver.config import Settings
+from adserver.runtime import Runtime
+
+
+class ServedApp(Protocol):
+    """What routes read of the application (``app.AdServer``), named here so that routes never
+    import the module that mounts them."""
+
+    settings: Settings
+    templates: Jinja2Templates
+    runtime: Runtime | None
 
 
 class JSONBytes(Response):
@@ -34,16 +43,16 @@ class ReadyJSON(Response):
         ]
 
 
-def app_of(request: Request) -> AdServer:
-    app: AdServer = request.scope["app"]
+def app_of(request: Request) -> ServedApp:
+    app: ServedApp = request.scope["app"]
     return app
 
 
-def services(request: Request) -> Services:
-    """The process's services; they exist once the lifespan has started, before any request."""
-    app: AdServer = request.scope["app"]  # app_of, written out: this is on every request
-    assert app.services is not None, "a request before the lifespan started"
-    return app.services
+def runtime(request: Request) -> Runtime:
+    """The process runtime; it exists once the lifespan has started, before any request."""
+    app: ServedApp = request.scope["app"]  # app_of, written out: this is on every request
+    assert app.runtime is not None, "a request before the lifespan started"
+    return app.runtime
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -7,20 +7,21 @@ import time
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adserver.scheduler import scheduler_health
-from adserver.web.common import JSONBytes, services
+from adserver.core.db import ping
+from adserver.jobs.registry import JOB_NAMES
+from adserver.jobs.scheduler import scheduler_health
+from adserver.web.common import JSONBytes, runtime
 
 
 async def healthz(request: Request) -> Response:
     """200 when the database answers; the body says what each part is doing."""
-    svc = services(request)
+    svc = runtime(request)
     try:
-        await svc.run_db(lambda c: c.execute(text("SELECT 1")).scalar())
+        await svc.run_db(ping)
         database = "ok"
     except Exception as exc:  # any failure here is what the operator needs to see
         database = f"unavailable: {exc.__class__.__name__}"
@@ -36,7 +37,7 @@ async def healthz(request: Request) -> Response:
         },
         "uptime_seconds": round(time.time() - svc.started_at, 1),
         "scheduler": await asyncio.to_thread(
-            scheduler_health, svc.engine, svc.scheduler, time.time()
+            scheduler_health, svc.engine, svc.scheduler, time.time(), names=JOB_NAMES
         ),
     }
     return JSONBytes(
@@ -48,7 +49,7 @@ async def healthz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     return Response(
-        generate_latest(services(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+        generate_latest(runtime(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
     )
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import adserver.models
+import adserver.core.models
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("email", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("created_at", adserver.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", adserver.core.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
@@ -114,8 +114,8 @@ def upgrade() -> None:
         sa.Column("job", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("period", sa.BigInteger(), nullable=False),
         sa.Column("holder", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("started_at", adserver.models.UTCDateTime(), nullable=False),
-        sa.Column("finished_at", adserver.models.UTCDateTime(), nullable=True),
+        sa.Column("started_at", adserver.core.models.UTCDateTime(), nullable=False),
+        sa.Column("finished_at", adserver.core.models.UTCDateTime(), nullable=True),
         sa.Column("ok", sa.Boolean(), nullable=True),
         sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.PrimaryKeyConstraint("job", "period"),
@@ -134,7 +134,7 @@ def upgrade() -> None:
         sa.Column("domains", sa.JSON(), nullable=False),
         sa.Column("timezone", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("created_at", adserver.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", adserver.core.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key"),
     )
@@ -144,7 +144,7 @@ def upgrade() -> None:
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("advertiser_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", adserver.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", adserver.core.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["advertiser_id"],
             ["advertiser.id"],
@@ -174,8 +174,8 @@ def upgrade() -> None:
         sa.Column("targeting", sa.JSON(), nullable=False),
         sa.Column("rotation", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("roadblock", sa.Boolean(), nullable=False),
-        sa.Column("created_at", adserver.models.UTCDateTime(), nullable=False),
-        sa.Column("updated_at", adserver.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", adserver.core.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", adserver.core.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["advertiser_id"],
             ["advertiser.id"],
@@ -210,7 +210,7 @@ def upgrade() -> None:
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("advertiser_id", sa.Integer(), nullable=True),
         sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("created_at", adserver.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", adserver.core.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["advertiser_id"],
             ["advertiser.id"],
@@ -249,7 +249,7 @@ def upgrade() -> None:
         sa.Column("title", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("body", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("cta", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("updated_at", adserver.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", adserver.core.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
             ["campaign.id"],

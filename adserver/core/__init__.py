@@ -1,0 +1,1 @@
+"""Foundations every capability shares: database, models, vocabularies, money, clock."""

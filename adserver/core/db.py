@@ -1,0 +1,95 @@
+"""Database engine, SQLite pragmas, Alembic migrations and the shared inventory version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from adserver.core.resources import resource_dir
+
+INVENTORY_VERSION = "inventory_version"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the pragmas SQLite needs to be a durable, concurrent event store."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    # A database host that drops packets must not hold beacons for minutes: fail fast and spool.
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3}, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: an acknowledged event survives power loss, not only kill -9; group commit pays it.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resource_dir("migrations")))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url: str) -> None:
+    """Bring the schema at ``url`` up to the newest migration."""
+    command.upgrade(alembic_config(url), "head")
+
+
+def schema_state(engine: Engine) -> tuple[str | None, str]:
+    """(revision in the database, newest revision we ship)."""
+    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    head = script.get_current_head()
+    assert head is not None
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current, head
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other databases and in-memory SQLite."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite://" or ":memory:" in url:
+        return None
+    return Path(url[len(prefix) :])
+
+
+def insert_for(connection: Connection | Engine) -> Any:
+    """The dialect's ``insert`` construct, which has ``on_conflict_do_update`` and
+    ``on_conflict_do_nothing``: the one place that tells SQLite's upsert from PostgreSQL's."""
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+def ping(connection: Connection) -> None:
+    """A round trip to the database (health checks)."""
+    connection.execute(text("SELECT 1")).scalar()
+
+
+def bump_inventory_version(connection: Any) -> None:
+    """Tell every process that deliverable campaigns changed; call inside the writing txn."""
+    connection.execute(
+        text("UPDATE meta SET value = value + 1 WHERE key = :k"), {"k": INVENTORY_VERSION}
+    )
+
+
+def inventory_version(connection: Any) -> int:
+    row = connection.execute(
+        text("SELECT value FROM meta WHERE key = :k"), {"k": INVENTORY_VERSION}
+    ).first()
+    return int(row[0]) if row else 0

@@ -1,0 +1,278 @@
+"""SQLModel tables.
+
+Entities (site, slot, advertiser, campaign, creative) carry integer ids. Raw events and the
+statistics they roll into use plain integers (epoch seconds, ids with 0 for "none") so the hot
+paths and the tally stay simple, portable SQL on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    Table,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core table behind a model, for typed column expressions in queries."""
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no zone, PostgreSQL keeps it anyway."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where UTC is expected")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _utc_column(nullable: bool = False) -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=nullable)
+
+
+class Site(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=64)
+    name: str
+    domains: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    timezone: str = "UTC"
+    currency: str = "USD"
+    created_at: datetime = _utc_column()
+
+
+class Slot(SQLModel, table=True):
+    __table_args__ = (Index("ix_slot_site_name", "site_id", "name", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: int = Field(foreign_key="site.id")
+    name: str = Field(max_length=100)
+    sizes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: Shown when no campaign fills the slot; None collapses the slot.
+    fallback_html: str | None = None
+
+
+class Advertiser(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    email: str = ""
+    created_at: datetime = _utc_column()
+
+
+class Campaign(SQLModel, table=True):
+    """A flight of creatives sold to an advertiser.
+
+    ``starts_at`` and ``ends_at`` are wall-clock times in the time zone of the site the
+    campaign serves on (stored without a zone), as publishers book them.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    advertiser_id: int = Field(foreign_key="advertiser.id", index=True)
+    name: str
+    status: str = "draft"
+    tier: str = "standard"
+    pricing: str = "cpm"
+    price_micros: int = Field(default=0, sa_type=BigInteger)
+    weight: int = 1
+    starts_at: datetime | None = Field(default=None, sa_type=DateTime)
+    ends_at: datetime | None = Field(default=None, sa_type=DateTime)
+    goal_kind: str | None = None
+    goal_total: int | None = None
+    goal_daily: int | None = None
+    budget_micros: int | None = Field(default=None, sa_type=BigInteger)
+    pacing: str = "even"
+    fc_count: int | None = None
+    fc_per: str | None = None
+    targeting: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    rotation: str = "even"
+    roadblock: bool = False
+    created_at: datetime = _utc_column()
+    updated_at: datetime = _utc_column()
+
+
+class CampaignSlot(SQLModel, table=True):
+    __tablename__ = "campaign_slot"
+
+    campaign_id: int = Field(foreign_key="campaign.id", primary_key=True)
+    slot_id: int = Field(foreign_key="slot.id", primary_key=True)
+
+
+class Creative(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    name: str
+    kind: str = "image"
+    width: int = 0
+    height: int = 0
+    click_url: str = ""
+    weight: int = 1
+    status: str = "active"
+    image: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    image_type: str | None = None
+    html: str | None = None
+    title: str | None = None
+    body: str | None = None
+    cta: str | None = None
+    updated_at: datetime = _utc_column()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"  # "user" is a reserved word in PostgreSQL
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)
+    role: str = "advertiser"
+    advertiser_id: int | None = Field(default=None, foreign_key="advertiser.id")
+    password_hash: str = ""
+    created_at: datetime = _utc_column()
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    #: SHA-256 of the token; the token itself is shown once and never stored.
+    token_hash: str = Field(unique=True, max_length=64)
+    advertiser_id: int | None = Field(default=None, foreign_key="advertiser.id")
+    created_at: datetime = _utc_column()
+
+
+class Event(SQLModel, table=True):
+    """One impression, view or click as it arrived, valid or not (with the reason).
+
+    ``dedup_key`` is ``decision:kind`` for an event that counts and NULL for an invalid one: the
+    unique index refuses a second counted event for the same decision without a read first.
+    ``tally_batch`` stays NULL until the tally claims the row in the same transaction that adds
+    it to the statistics, which is what makes the tally exact with concurrent writers.
+    """
+
+    __table_args__ = (
+        Index(
+            "ix_event_untallied",
+            "tally_batch",
+            sqlite_where=Column("tally_batch").is_(None),
+            postgresql_where=Column("tally_batch").is_(None),
+        ),
+        Index("ix_event_at", "at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    decision_id: str = Field(max_length=32)
+    kind: str = Field(max_length=8)
+    at: int = Field(sa_type=BigInteger)
+    #: Start of the site-local hour the event fell in, as UTC epoch seconds.
+    hour: int = Field(sa_type=BigInteger)
+    site_id: int = 0
+    slot_id: int = 0
+    campaign_id: int = 0
+    creative_id: int = 0
+    valid: bool
+    reason: str | None = Field(default=None, max_length=16)
+    dedup_key: str | None = Field(default=None, unique=True, max_length=48)
+    tally_batch: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class HourlyStat(SQLModel, table=True):
+    """Delivery in one site-local hour; ids are 0 where a figure has no such dimension."""
+
+    __tablename__ = "hourly_stat"
+
+    hour: int = Field(sa_type=BigInteger, primary_key=True)
+    site_id: int = Field(primary_key=True)
+    slot_id: int = Field(primary_key=True)
+    campaign_id: int = Field(primary_key=True)
+    creative_id: int = Field(primary_key=True)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    served: int = Field(default=0, sa_type=BigInteger)
+    impressions: int = Field(default=0, sa_type=BigInteger)
+    viewable: int = Field(default=0, sa_type=BigInteger)
+    clicks: int = Field(default=0, sa_type=BigInteger)
+    invalid_impressions: int = Field(default=0, sa_type=BigInteger)
+    invalid_views: int = Field(default=0, sa_type=BigInteger)
+    invalid_clicks: int = Field(default=0, sa_type=BigInteger)
+    #: Spend in nano-units of the site's currency (micro-units x 1,000) so CPM stays exact.
+    spend_nanos: int = Field(default=0, sa_type=BigInteger)
+
+
+class InvalidStat(SQLModel, table=True):
+    """Invalid events per hour, kind and reason, kept apart from the billable figures."""
+
+    __tablename__ = "invalid_stat"
+
+    hour: int = Field(sa_type=BigInteger, primary_key=True)
+    site_id: int = Field(primary_key=True)
+    slot_id: int = Field(primary_key=True)
+    campaign_id: int = Field(primary_key=True)
+    creative_id: int = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=8)
+    reason: str = Field(primary_key=True, max_length=16)
+    count: int = Field(default=0, sa_type=BigInteger)
+
+
+class FlatBooking(SQLModel, table=True):
+    """A flat-priced campaign's day, booked once when it first delivers that (local) day."""
+
+    __tablename__ = "flat_booking"
+
+    campaign_id: int = Field(primary_key=True)
+    day: str = Field(primary_key=True, max_length=10)
+
+
+class CampaignDelivery(SQLModel, table=True):
+    """Delivered-so-far per campaign, refreshed by the pacing job, read by the inventory."""
+
+    __tablename__ = "campaign_delivery"
+
+    campaign_id: int = Field(primary_key=True)
+    impressions: int = Field(default=0, sa_type=BigInteger)
+    clicks: int = Field(default=0, sa_type=BigInteger)
+    spend_nanos: int = Field(default=0, sa_type=BigInteger)
+    today_impressions: int = Field(default=0, sa_type=BigInteger)
+    today_clicks: int = Field(default=0, sa_type=BigInteger)
+    today_spend_nanos: int = Field(default=0, sa_type=BigInteger)
+    day: str = Field(default="", max_length=10)
+
+
+class JobRun(SQLModel, table=True):
+    """One row per scheduled job and period: the insert that wins is the one that runs it."""
+
+    __tablename__ = "job_run"
+
+    job: str = Field(primary_key=True, max_length=32)
+    period: int = Field(sa_type=BigInteger, primary_key=True)
+    holder: str = Field(max_length=64)
+    started_at: datetime = _utc_column()
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ok: bool | None = None
+    detail: str | None = None
+
+
+class Meta(SQLModel, table=True):
+    """Small counters shared by all processes, e.g. the inventory version bumped by writes."""
+
+    key: str = Field(primary_key=True, max_length=32)
+    value: int = Field(default=0, sa_type=BigInteger)

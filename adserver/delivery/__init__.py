@@ -1,0 +1,1 @@
+"""Delivery: the pure decision engine, the snapshot it decides from, rendering and pacing."""

@@ -1,0 +1,129 @@
+"""Goals, budgets and even pacing: how much of the next decisions a campaign may take part in,
+and the scheduled refresh of the delivered-so-far figures that decides it.
+
+Figures come from ``campaign_delivery`` (refreshed by the scheduled pacing job from the tallied
+statistics), so enforcement is as fresh as the last tally plus pacing refresh; see docs/ for the
+over-delivery bound this implies.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select, text
+
+from adserver.core.clock import UTC_ZONE, local_day_bounds
+from adserver.core.db import bump_inventory_version, insert_for
+from adserver.core.models import CampaignDelivery, table
+
+#: Never throttle an even-paced campaign below this share, so it can catch up if traffic drops.
+MIN_THROTTLE = 0.05
+FIGURES = ("impressions", "clicks", "spend_nanos")
+
+
+def throttle(campaign: Any, delivery: Any | None, now: float, zone: ZoneInfo) -> float:
+    """1.0 to serve freely, 0.0 when a goal or budget is met, in between to pace evenly."""
+    if delivery is None:
+        return 1.0
+    today = datetime.fromtimestamp(now, zone).date().isoformat()
+    same_day = delivery.day == today
+    delivered = _goal_figure(campaign.goal_kind, delivery.impressions, delivery.clicks)
+    delivered_today = (
+        _goal_figure(campaign.goal_kind, delivery.today_impressions, delivery.today_clicks)
+        if same_day
+        else 0
+    )
+    if campaign.budget_micros is not None and delivery.spend_nanos >= campaign.budget_micros * 1000:
+        return 0.0
+    if campaign.goal_total is not None and delivered >= campaign.goal_total:
+        return 0.0
+    if campaign.goal_daily is not None and delivered_today >= campaign.goal_daily:
+        return 0.0
+    if campaign.pacing != "even" or campaign.goal_total is None:
+        return 1.0
+    if campaign.starts_at is None or campaign.ends_at is None:
+        return 1.0
+    start = campaign.starts_at.replace(tzinfo=zone).timestamp()
+    end = campaign.ends_at.replace(tzinfo=zone).timestamp()
+    if end <= start or now <= start:
+        return 1.0
+    elapsed = min(1.0, (now - start) / (end - start))
+    target: float = campaign.goal_total * elapsed
+    if delivered <= target:
+        return 1.0
+    ahead = target / delivered
+    return max(MIN_THROTTLE, ahead * ahead * ahead * ahead)
+
+
+def _goal_figure(kind: str | None, impressions: int, clicks: int) -> int:
+    return clicks if kind == "clicks" else impressions
+
+
+def refresh_delivery(engine: Engine, *, now: float) -> int:
+    """Recompute ``campaign_delivery`` from the hourly statistics; returns campaigns changed.
+
+    "Today" is the campaign's site-local day (the site of its first slot, else of its
+    delivery). When a figure changed, the inventory version is bumped in the same transaction
+    so every server process rebuilds its snapshot with the new throttles.
+    """
+    with engine.begin() as connection:
+        zones: dict[int, ZoneInfo] = {}
+        for row in connection.execute(
+            text(
+                "SELECT cs.campaign_id, site.timezone FROM campaign_slot cs "
+                "JOIN slot ON slot.id = cs.slot_id JOIN site ON site.id = slot.site_id "
+                "ORDER BY cs.campaign_id, cs.slot_id"
+            )
+        ):
+            zones.setdefault(int(row.campaign_id), ZoneInfo(row.timezone))
+        totals = connection.execute(
+            text(
+                "SELECT campaign_id, min(site_id) AS site_id, sum(impressions) AS impressions, "
+                "sum(clicks) AS clicks, sum(spend_nanos) AS spend_nanos FROM hourly_stat "
+                "WHERE campaign_id <> 0 GROUP BY campaign_id"
+            )
+        ).all()
+        site_zones = {
+            int(row.id): ZoneInfo(row.timezone)
+            for row in connection.execute(text("SELECT id, timezone FROM site"))
+        }
+        # Two days back covers "today" in every zone (UTC-12 to UTC+14).
+        recent: dict[int, list[Any]] = defaultdict(list)
+        for row in connection.execute(
+            text(
+                "SELECT campaign_id, hour, sum(impressions) AS impressions, sum(clicks) AS clicks, "
+                "sum(spend_nanos) AS spend_nanos FROM hourly_stat "
+                "WHERE campaign_id <> 0 AND hour >= :since GROUP BY campaign_id, hour"
+            ),
+            {"since": int(now) - 2 * 86400},
+        ):
+            recent[int(row.campaign_id)].append(row)
+        fresh: dict[int, dict[str, Any]] = {}
+        for row in totals:
+            campaign_id = int(row.campaign_id)
+            zone = zones.get(campaign_id) or site_zones.get(int(row.site_id), UTC_ZONE)
+            day, start, end = local_day_bounds(now, zone)
+            figures: dict[str, Any] = {"campaign_id": campaign_id, "day": day}
+            for name in FIGURES:
+                figures[name] = int(getattr(row, name) or 0)
+                figures[f"today_{name}"] = sum(
+                    int(getattr(r, name) or 0) for r in recent[campaign_id] if start <= r.hour < end
+                )
+            fresh[campaign_id] = figures
+        delivery = table(CampaignDelivery)
+        current = {
+            int(row.campaign_id): dict(row._mapping) for row in connection.execute(select(delivery))
+        }
+        changed = [figures for cid, figures in sorted(fresh.items()) if current.get(cid) != figures]
+        if changed:
+            statement = insert_for(connection)(delivery)
+            statement = statement.on_conflict_do_update(
+                index_elements=["campaign_id"],
+                set_={c.name: statement.excluded[c.name] for c in delivery.columns},
+            )
+            connection.execute(statement, changed)
+            bump_inventory_version(connection)
+        return len(changed)

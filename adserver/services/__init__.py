@@ -1,0 +1,1 @@
+"""The service layer: the one way entities are created, read, changed and archived."""

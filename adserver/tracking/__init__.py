@@ -1,0 +1,1 @@
+"""Tracking: event tokens, traffic classification, intake, the event writer and counters."""

@@ -1,0 +1,26 @@
+"""Bearer-token authentication for the JSON API: the caller's principal, or a 401."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adserver.accounts.principal import Principal, bearer_token
+from adserver.services.tokens import principal_for_token
+from adserver.web.common import error, runtime
+
+PRIVATE = {"Cache-Control": "private, no-store"}
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="adserver"'}
+
+
+async def authenticate(request: Request) -> Principal | Response:
+    """The caller's principal, or the 401 answer to give instead."""
+    token = bearer_token(request.headers)
+    if token is None:
+        return error(
+            401, "this API needs an 'Authorization: Bearer TOKEN' header", headers=CHALLENGE
+        )
+    principal = await runtime(request).run_db(lambda c: principal_for_token(c, token))
+    if principal is None:
+        return error(401, "the bearer token is not valid", headers=CHALLENGE)
+    return principal

@@ -1,0 +1,42 @@
+"""Static-like answers: creative images and the tag script, both long-cacheable."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adserver.services import creatives
+from adserver.web.common import error, runtime
+
+
+async def asset(request: Request) -> Response:
+    """A creative's image; its URL carries a version, so browsers may keep it for a year."""
+    svc = runtime(request)
+    try:
+        creative_id = int(request.path_params["creative_id"])
+    except ValueError:
+        return error(404, "no such image")
+    row = await svc.run_db(lambda c: creatives.image(c, creative_id))
+    if row is None:
+        return error(404, "no such image")
+    return Response(
+        row.image,
+        media_type=row.image_type or "application/octet-stream",
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def tag_js(request: Request) -> Response:
+    tag = runtime(request).tag
+    if request.headers.get("if-none-match") == tag.etag:
+        return Response(status_code=304, headers=tag.headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(
+            tag.gzipped,
+            media_type="application/javascript",
+            headers={**tag.headers, "Content-Encoding": "gzip"},
+        )
+    return Response(tag.source, media_type="application/javascript", headers=tag.headers)
