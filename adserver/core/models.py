@@ -61,7 +61,10 @@ class Site(SQLModel, table=True):
     domains: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     timezone: str = "UTC"
     currency: str = "USD"
+    #: ``active`` or ``archived`` (kept, with its statistics, once something refers to it).
+    status: str = "active"
     created_at: datetime = _utc_column()
+    updated_at: datetime = _utc_column()
 
 
 class Slot(SQLModel, table=True):
@@ -73,13 +76,17 @@ class Slot(SQLModel, table=True):
     sizes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     #: Shown when no campaign fills the slot; None collapses the slot.
     fallback_html: str | None = None
+    status: str = "active"
+    updated_at: datetime = _utc_column()
 
 
 class Advertiser(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True)
     email: str = ""
+    status: str = "active"
     created_at: datetime = _utc_column()
+    updated_at: datetime = _utc_column()
 
 
 class Campaign(SQLModel, table=True):
@@ -109,6 +116,10 @@ class Campaign(SQLModel, table=True):
     targeting: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     rotation: str = "even"
     roadblock: bool = False
+    #: Competitive exclusion: two campaigns sharing a label never share a page.
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: Add utm_* parameters to the landing URL at the click redirect.
+    utm: bool = False
     created_at: datetime = _utc_column()
     updated_at: datetime = _utc_column()
 
@@ -129,13 +140,21 @@ class Creative(SQLModel, table=True):
     height: int = 0
     click_url: str = ""
     weight: int = 1
+    #: ``active``, ``paused``, ``archived``, or ``pending``/``rejected`` (the publisher's review).
     status: str = "active"
+    #: Why the publisher rejected it, shown to the advertiser.
+    review_note: str | None = None
+    #: https URLs the reader's browser calls when our impression is counted.
+    impression_trackers: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     image: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     image_type: str | None = None
     html: str | None = None
     title: str | None = None
     body: str | None = None
     cta: str | None = None
+    created_at: datetime = _utc_column()
     updated_at: datetime = _utc_column()
 
 
@@ -147,7 +166,10 @@ class User(SQLModel, table=True):
     role: str = "advertiser"
     advertiser_id: int | None = Field(default=None, foreign_key="advertiser.id")
     password_hash: str = ""
+    #: A disabled user cannot sign in, and its open sessions end at once.
+    active: bool = True
     created_at: datetime = _utc_column()
+    updated_at: datetime = _utc_column()
 
 
 class ApiToken(SQLModel, table=True):

@@ -235,8 +235,9 @@ class Reuse:
     def creative(self, row: Any, base_url: str, ctr: float) -> CreativeSpec:
         # The row's hash, not the row: keeping every column of every creative in the keys cost
         # tens of MB with 10,000 campaigns. Two contents of one id with one 64-bit hash are
-        # not a risk worth the memory.
-        key = (row.id, hash(tuple(row)), base_url, ctr)
+        # not a risk worth the memory. JSON columns (lists) are hashed as tuples.
+        content = tuple(tuple(v) if isinstance(v, list) else v for v in row)
+        key = (row.id, hash(content), base_url, ctr)
         spec = self._last.get(key)
         if spec is None:
             spec = _creative_spec(row, base_url, ctr)
