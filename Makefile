@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format bench env browser services clean
+.PHONY: run test lint format bench env browser wrk services clean
 
 # The environment: uv (from PyPI when missing) installs exactly what uv.lock pins.
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -31,8 +31,14 @@ format: env
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: env
+bench: env wrk
 	$(PY) -m bench
+
+# The load generator; without it the bench falls back to a Python client far too slow to load
+# a server (a few hundred requests a second).
+wrk:
+	@command -v wrk >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 
 # Browser tests drive Debian's chromium; install it when missing (never a downloaded build).
 browser:
