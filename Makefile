@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format bench env browser wrk services clean
+.PHONY: run test lint format bench env browser nginx wrk services clean
 
 # The environment: uv (from PyPI when missing) installs exactly what uv.lock pins.
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -17,7 +17,7 @@ env: $(VENV)/.synced
 run: env
 	$(VENV)/bin/adserver demo
 
-test: env browser services
+test: env browser nginx services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -33,6 +33,11 @@ format: env
 
 bench: env wrk
 	$(PY) -m bench
+
+# The deploy tests run Debian's nginx as a TLS reverse proxy (never the system service).
+nginx:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx)
 
 # The load generator; without it the bench falls back to a Python client far too slow to load
 # a server (a few hundred requests a second).

@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
@@ -94,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     token_create.add_argument("name")
     token_create.add_argument("--advertiser", help="limit the token to this advertiser's stats")
     token_create.set_defaults(handler=cmd_token_create)
+
+    backup = commands.add_parser(
+        "backup", help="write a consistent copy of the database while it serves"
+    )
+    backup.add_argument("file", type=Path, help="the new backup file")
+    backup.set_defaults(handler=cmd_backup)
 
     commands.add_parser("tally", help="roll new events into the statistics now").set_defaults(
         handler=cmd_tally
@@ -252,6 +259,19 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     scope = f"advertiser {args.advertiser}" if args.advertiser else "admin"
     print(f"created {scope} token {args.name!r}; it is shown once, keep it safe:")
     print(token)
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from adserver.core.backup import BackupError, backup
+
+    settings = _settings()
+    with _database(settings):
+        pass
+    try:
+        print(backup(settings.database_url, args.file))
+    except BackupError as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
