@@ -252,8 +252,8 @@ def table(figures: dict[str, Any], servers: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write(figures: dict[str, Any]) -> Path:
+def write(figures: dict[str, Any], *, prefix: str = "") -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path = RESULTS / f"{prefix}{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(figures, indent=2, sort_keys=True, default=str) + "\n")
     return path
