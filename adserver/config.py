@@ -20,6 +20,8 @@ class Settings:
     secret_key: str = ""
     base_url: str = "http://127.0.0.1:8000"
     smtp_url: str | None = None
+    #: The From address of reports and notifications.
+    mail_from: str = "adserver@localhost"
     scheduler: bool = True
     #: How long an impression or view token stays valid, in seconds.
     beacon_ttl: int = 2 * 3600
@@ -54,6 +56,7 @@ class Settings:
             secret_key=env.get("ADSERVER_SECRET_KEY", ""),
             base_url=env.get("ADSERVER_BASE_URL", cls.base_url).rstrip("/"),
             smtp_url=env.get("ADSERVER_SMTP_URL") or None,
+            mail_from=env.get("ADSERVER_MAIL_FROM") or cls.mail_from,
             scheduler=scheduler == "on",
             retention_days=_int(env, "ADSERVER_RETENTION_DAYS", cls.retention_days),
             spool_dir=Path(env.get("ADSERVER_SPOOL_DIR", ".")),
