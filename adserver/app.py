@@ -24,7 +24,7 @@ from adserver.jobs.registry import default_jobs
 from adserver.jobs.scheduler import JobScheduler
 from adserver.runtime import Runtime
 from adserver.web import api, ops, serve
-from adserver.web.pages import demo
+from adserver.web.pages import demo, errors
 from adserver.web.serve.fastlane import endpoint_for
 
 log = logging.getLogger(__name__)
@@ -115,4 +115,5 @@ def create_app(settings: Settings) -> AdServer:
             Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
         ],
         lifespan=lifespan,
+        exception_handlers=errors.exception_handlers,
     )
