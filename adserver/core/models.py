@@ -255,6 +255,63 @@ class InvalidStat(SQLModel, table=True):
     count: int = Field(default=0, sa_type=BigInteger)
 
 
+class DailyStat(SQLModel, table=True):
+    """The hourly statistics summed per site-local day (``YYYY-MM-DD``), written in the same
+    transaction as the hourly rows (``reporting/rollups.py``), so the two always agree."""
+
+    __tablename__ = "daily_stat"
+    __table_args__ = (Index("ix_daily_stat_campaign_day", "campaign_id", "day"),)
+
+    day: str = Field(primary_key=True, max_length=10)
+    site_id: int = Field(primary_key=True)
+    slot_id: int = Field(primary_key=True)
+    campaign_id: int = Field(primary_key=True)
+    creative_id: int = Field(primary_key=True)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    served: int = Field(default=0, sa_type=BigInteger)
+    impressions: int = Field(default=0, sa_type=BigInteger)
+    viewable: int = Field(default=0, sa_type=BigInteger)
+    clicks: int = Field(default=0, sa_type=BigInteger)
+    invalid_impressions: int = Field(default=0, sa_type=BigInteger)
+    invalid_views: int = Field(default=0, sa_type=BigInteger)
+    invalid_clicks: int = Field(default=0, sa_type=BigInteger)
+    spend_nanos: int = Field(default=0, sa_type=BigInteger)
+
+
+class InvalidDaily(SQLModel, table=True):
+    """``invalid_stat`` summed per site-local day, beside ``daily_stat``."""
+
+    __tablename__ = "invalid_daily"
+
+    day: str = Field(primary_key=True, max_length=10)
+    site_id: int = Field(primary_key=True)
+    slot_id: int = Field(primary_key=True)
+    campaign_id: int = Field(primary_key=True)
+    creative_id: int = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=8)
+    reason: str = Field(primary_key=True, max_length=16)
+    count: int = Field(default=0, sa_type=BigInteger)
+
+
+class ShareLink(SQLModel, table=True):
+    """A read-only link to one campaign's dashboard, opened without a login.
+
+    The link's token is an HMAC of the id and ``salt`` under the secret key, never stored: the
+    database alone does not open a dashboard, and every link can be shown again to its owner.
+    """
+
+    __tablename__ = "share_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    salt: str = Field(max_length=32)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: Who made it (a user's e-mail or a token's name), for the owner's list.
+    created_by: str = ""
+    created_at: datetime = _utc_column()
+
+
 class FlatBooking(SQLModel, table=True):
     """A flat-priced campaign's day, booked once when it first delivers that (local) day."""
 

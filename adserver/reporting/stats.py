@@ -1,10 +1,13 @@
 """Delivery statistics for a date range, grouped by any of the report dimensions.
 
 The hourly statistics are kept per site-local hour (see ``core/clock.py``), so a local day is a
-whole number of rows: the query sums in SQL per site (and per hour when a time dimension is
-asked for) over each site's own local-day window, and Python folds those rows into local hours
-or days and the other dimensions. Billable figures come from ``hourly_stat``, the invalid
-breakdown by reason from ``invalid_stat``. Names are looked up after aggregation, once per id.
+whole number of rows, and beside them their sums per site-local day (``daily_stat``, written in
+the same transactions, see ``hourly.py``). A query grouped by hour sums the hourly rows in SQL per
+site and hour over each site's own local-day window; any other query sums the daily rows of the
+same days, a 24th of the rows. Python folds those sums into local hours or days and the other
+dimensions. Billable figures come from ``hourly_stat``/``daily_stat``, the invalid breakdown by
+reason from ``invalid_stat``/``invalid_daily``. Names are looked up after aggregation, once per
+id.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from adserver.core.models import (
     Advertiser,
     Campaign,
     Creative,
+    DailyStat,
     HourlyStat,
+    InvalidDaily,
     InvalidStat,
     Site,
     Slot,
@@ -48,6 +53,8 @@ DELIVERY_COUNTS = ("requests", "served")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _HOURLY = table(HourlyStat)
 _INVALID = table(InvalidStat)
+_DAILY = table(DailyStat)
+_INVALID_DAILY = table(InvalidDaily)
 _CAMPAIGNS = table(Campaign)
 #: Entity dimensions: (table, id column on the statistics, label column).
 _ENTITIES: dict[str, tuple[Table, str, str]] = {
@@ -73,6 +80,8 @@ class StatsQuery:
     site: str | None = None
     advertiser: int | None = None
     campaign: int | None = None
+    #: Only sites billed in this currency (money is never summed across currencies).
+    currency: str | None = None
     format: str = "json"
 
     @classmethod
@@ -97,6 +106,7 @@ class StatsQuery:
             site=params.get("site", "").strip() or None,
             advertiser=_id(params, "advertiser"),
             campaign=_id(params, "campaign"),
+            currency=params.get("currency", "").strip().upper() or None,
             format=output,
         )
 
@@ -178,12 +188,14 @@ class _SiteInfo:
 def run_stats(connection: Connection, query: StatsQuery) -> StatsResult:
     """Sum the statistics ``query`` asks for; raises BadQuery for an unknown site or a range
     spanning sites billed in different currencies."""
-    sites = _sites(connection, query.site)
+    sites = _sites(connection, query.site, query.currency)
+    hourly = "hour" in query.by
     figures: dict[tuple[Any, ...], Figures] = {}
-    for row in connection.execute(_statement(_HOURLY, query, sites)):
+    for row in connection.execute(_statement(_HOURLY if hourly else _DAILY, query, sites)):
         counts = Counter({c: int(getattr(row, c) or 0) for c in COUNTERS})
         _figures_for(figures, query, sites, row).add(Figures(counts, int(row.spend_nanos or 0)))
-    for row in connection.execute(_statement(_INVALID, query, sites)):
+    invalid = _INVALID if hourly else _INVALID_DAILY
+    for row in connection.execute(_statement(invalid, query, sites)):
         _figures_for(figures, query, sites, row).invalid[row.reason] += int(row.n or 0)
     currencies = {sites[key[0]].currency for key in figures if key[0]} - {None}
     if len(currencies) > 1:
@@ -206,20 +218,22 @@ def run_stats(connection: Connection, query: StatsQuery) -> StatsResult:
     )
 
 
-def _sites(connection: Connection, key: str | None) -> dict[int, _SiteInfo]:
-    """The sites in scope by id; without a site filter, also site 0 (events whose token was
-    forged belong to no site and are bucketed by UTC hour)."""
+def _sites(connection: Connection, key: str | None, currency: str | None) -> dict[int, _SiteInfo]:
+    """The sites in scope by id; without a site or currency filter, also site 0 (events whose
+    token was forged belong to no site and are bucketed by UTC hour)."""
     columns = table(Site).c
     statement = select(columns.id, columns.key, columns.timezone, columns.currency)
     if key is not None:
         statement = statement.where(columns.key == key)
+    if currency is not None:
+        statement = statement.where(columns.currency == currency)
     sites = {
         int(row.id): _SiteInfo(row.key, ZoneInfo(row.timezone), row.currency)
         for row in connection.execute(statement)
     }
     if key is not None and not sites:
         raise BadQuery(f"'site': there is no site {key!r}")
-    if key is None:
+    if key is None and currency is None:
         sites[0] = _SiteInfo(None, UTC_ZONE, None)
     return sites
 
@@ -227,17 +241,18 @@ def _sites(connection: Connection, key: str | None) -> dict[int, _SiteInfo]:
 def _statement(stats: Table, query: StatsQuery, sites: Mapping[int, _SiteInfo]) -> Any:
     """Sums of ``stats`` per site (and hour, and asked dimensions) within each site's days."""
     c = stats.c
+    daily = stats is _DAILY or stats is _INVALID_DAILY
     needs_advertiser = "advertiser" in query.by or query.advertiser is not None
     advertiser = _CAMPAIGNS.c.advertiser_id
     groups: list[Any] = [c.site_id]
     if "hour" in query.by or "day" in query.by:
-        groups.append(c.hour)
+        groups.append(c.day if daily else c.hour)
     for name in query.by:
         if name in ("slot", "campaign", "creative"):
             groups.append(c[f"{name}_id"])
         elif name == "advertiser":
             groups.append(advertiser)
-    if stats is _INVALID:
+    if stats is _INVALID or stats is _INVALID_DAILY:
         groups.append(c.reason)
         sums: list[Any] = [func.sum(c["count"]).label("n")]
     else:
@@ -245,11 +260,20 @@ def _statement(stats: Table, query: StatsQuery, sites: Mapping[int, _SiteInfo]) 
     source: Any = stats
     if needs_advertiser:
         source = stats.outerjoin(_CAMPAIGNS, _CAMPAIGNS.c.id == c.campaign_id)
-    windows: list[ColumnElement[bool]] = []
-    for site_id, site in sites.items():
-        first, after = _window(query, site.zone)
-        windows.append(and_(c.site_id == site_id, c.hour >= first, c.hour < after))
-    conditions: list[ColumnElement[bool]] = [or_(*windows)]
+    conditions: list[ColumnElement[bool]] = []
+    if daily:
+        # Days are each site's own local days already: one range for every site.
+        conditions += [
+            c.day >= query.start.isoformat(),
+            c.day <= query.end.isoformat(),
+            c.site_id.in_(sorted(sites)),
+        ]
+    else:
+        windows: list[ColumnElement[bool]] = []
+        for site_id, site in sites.items():
+            first, after = _window(query, site.zone)
+            windows.append(and_(c.site_id == site_id, c.hour >= first, c.hour < after))
+        conditions.append(or_(*windows))
     if query.advertiser is not None:
         conditions.append(advertiser == query.advertiser)
     if query.campaign is not None:
@@ -278,7 +302,10 @@ def _figures_for(
         if name == "hour":
             values.append((int(row.hour), site.zone.key))
         elif name == "day":
-            values.append(datetime.fromtimestamp(int(row.hour), site.zone).date())
+            if "hour" in query.by:
+                values.append(datetime.fromtimestamp(int(row.hour), site.zone).date())
+            else:
+                values.append(date.fromisoformat(row.day))
         elif name == "site":
             values.append(int(row.site_id) or None)
         else:
