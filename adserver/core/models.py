@@ -64,6 +64,8 @@ class Site(SQLModel, table=True):
     #: ``active`` or ``archived`` (kept, with its statistics, once something refers to it).
     status: str = "active"
     created_at: datetime = _utc_column()
+    #: Bumped by every write; the management API's ETag, checked against If-Match.
+    version: int = 1
     updated_at: datetime = _utc_column()
 
 
@@ -77,6 +79,8 @@ class Slot(SQLModel, table=True):
     #: Shown when no campaign fills the slot; None collapses the slot.
     fallback_html: str | None = None
     status: str = "active"
+    #: Bumped by every write; the management API's ETag, checked against If-Match.
+    version: int = 1
     updated_at: datetime = _utc_column()
 
 
@@ -86,6 +90,8 @@ class Advertiser(SQLModel, table=True):
     email: str = ""
     status: str = "active"
     created_at: datetime = _utc_column()
+    #: Bumped by every write; the management API's ETag, checked against If-Match.
+    version: int = 1
     updated_at: datetime = _utc_column()
 
 
@@ -106,6 +112,10 @@ class Campaign(SQLModel, table=True):
     weight: int = 1
     starts_at: datetime | None = Field(default=None, sa_type=DateTime)
     ends_at: datetime | None = Field(default=None, sa_type=DateTime)
+    #: The UTC offset (minutes) the time was given with: that instant on every site. None:
+    #: the wall clock of each site the campaign serves on.
+    starts_offset: int | None = None
+    ends_offset: int | None = None
     goal_kind: str | None = None
     goal_total: int | None = None
     goal_daily: int | None = None
@@ -121,6 +131,7 @@ class Campaign(SQLModel, table=True):
     #: Add utm_* parameters to the landing URL at the click redirect.
     utm: bool = False
     created_at: datetime = _utc_column()
+    version: int = 1
     updated_at: datetime = _utc_column()
 
 
@@ -155,6 +166,8 @@ class Creative(SQLModel, table=True):
     body: str | None = None
     cta: str | None = None
     created_at: datetime = _utc_column()
+    #: Bumped by every write; the management API's ETag, checked against If-Match.
+    version: int = 1
     updated_at: datetime = _utc_column()
 
 
@@ -181,6 +194,27 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(unique=True, max_length=64)
     advertiser_id: int | None = Field(default=None, foreign_key="advertiser.id")
     created_at: datetime = _utc_column()
+
+
+class Change(SQLModel, table=True):
+    """One write through the service layer: who, when, which entity, the fields before and
+    after (only those that changed; all of them on create and delete)."""
+
+    __table_args__ = (Index("ix_change_entity", "entity", "entity_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _utc_column()
+    #: ``user``, ``token`` or ``system`` (the command line, the demo).
+    actor_kind: str = Field(max_length=8)
+    actor_id: int | None = None
+    actor_name: str = ""
+    entity: str = Field(max_length=32)
+    #: The id as the API names it (a site's key, other entities' integer ids).
+    entity_id: str = Field(max_length=64)
+    #: ``create``, ``update``, ``archive`` or ``delete``.
+    action: str = Field(max_length=8)
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Event(SQLModel, table=True):

@@ -1,7 +1,13 @@
-"""The JSON API for programs, behind bearer tokens: one module per resource."""
+"""The JSON API for programs, behind bearer tokens: one module per resource.
+
+``operations`` is the table every management route is described in (``registry.Operation``:
+method, path, auth, query/body/answer models); the routes are built from it."""
 
 from __future__ import annotations
 
-from adserver.web.api import stats
+from adserver.web.api import changes, sites, slots, stats
+from adserver.web.api.registry import Operation, routes_of
 
-routes = [*stats.routes]
+operations: list[Operation] = [*sites.operations, *slots.operations, *changes.operations]
+
+routes = [*stats.routes, *routes_of(operations)]

@@ -1,0 +1,133 @@
+"""What every management route shares: the caller, the body and query checked by the service
+layer's schemas, a transaction per write, lists with a ``Link`` header, and errors in the
+contract's shape. Handlers stay thin: parse, call one service function, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adserver.accounts.principal import Principal
+from adserver.services.common import Actor, M, Public, etag, expected_version, parse
+from adserver.services.errors import Conflict, Forbidden, ServiceError
+from adserver.services.paging import Page
+from adserver.web.api.auth import PRIVATE, authenticate
+from adserver.web.api.registry import Auth
+from adserver.web.common import JSONBytes, runtime
+
+T = TypeVar("T")
+Handler = Callable[[Request, Principal], Awaitable[Response]]
+
+#: The largest JSON or form body accepted (a 300 KB image is ~400 KB in base64).
+MAX_BODY = 1_000_000
+
+
+def managed(auth: Auth = "admin") -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a handler: authenticate, enforce ``auth``, and turn service errors into answers."""
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            principal = await authenticate(request)
+            if isinstance(principal, Response):
+                return principal
+            try:
+                if auth == "admin" and not principal.is_admin:
+                    raise Forbidden("this needs an admin token")
+                return await handler(request, principal)
+            except ServiceError as exc:
+                return failure(exc)
+            except IntegrityError:
+                # A concurrent write took the same unique name between our check and insert.
+                return failure(Conflict("a concurrent change conflicts with this one: try again"))
+
+        return endpoint
+
+    return wrap
+
+
+def failure(exc: ServiceError) -> Response:
+    return JSONBytes(orjson.dumps(exc.as_json()), status_code=exc.status, headers=PRIVATE)
+
+
+def actor_for(principal: Principal) -> Actor:
+    """The change history's name for the caller."""
+    return Actor("token", None, principal.name)
+
+
+def scope_of(principal: Principal) -> int | None:
+    """The advertiser whose objects the caller may see (None: all of them)."""
+    return principal.advertiser_id
+
+
+async def body_of(request: Request, model: type[M]) -> M:
+    """The JSON body checked against ``model`` (every bad field named in one 422)."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ServiceError(f"the body is larger than {MAX_BODY} bytes")
+    try:
+        data = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise ServiceError(f"the body is not valid JSON: {exc}") from exc
+    return parse(model, data)
+
+
+def query_of(request: Request, model: type[M]) -> M:
+    """The query string checked against ``model`` (unknown parameters refused)."""
+    return parse(model, dict(request.query_params))
+
+
+def if_match(request: Request) -> int | None:
+    return expected_version(request.headers.get("if-match"))
+
+
+async def read(request: Request, work: Callable[[Connection], T]) -> T:
+    return await runtime(request).run_db(work)
+
+
+async def write(request: Request, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one transaction in a worker thread: it commits whole or not at all."""
+    engine = runtime(request).engine
+
+    def run() -> T:
+        with engine.begin() as connection:
+            return work(connection)
+
+    return await asyncio.to_thread(run)
+
+
+def answer(item: Public, *, status: int = 200, location: str | None = None) -> Response:
+    """One object, with its ETag (when it has a version) and, on creation, its Location."""
+    headers = dict(PRIVATE)
+    version = getattr(item, "version", None)
+    if isinstance(version, int):
+        headers["ETag"] = etag(version)
+    if location is not None:
+        headers["Location"] = location
+    return JSONBytes(_dump(item), status_code=status, headers=headers)
+
+
+def listing(request: Request, page: Page[Any]) -> Response:
+    """A JSON array, with ``Link: <...>; rel="next"`` while more remain."""
+    headers = dict(PRIVATE)
+    if page.next_after is not None:
+        following = request.url.include_query_params(after=page.next_after)
+        headers["Link"] = f'<{following}>; rel="next"'
+    return JSONBytes(_dump_all(page.items), headers=headers)
+
+
+def _dump(item: BaseModel) -> bytes:
+    return item.__pydantic_serializer__.to_json(item)
+
+
+def _dump_all(items: Sequence[BaseModel]) -> bytes:
+    return b"[" + b",".join(_dump(item) for item in items) + b"]"
