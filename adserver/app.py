@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -24,7 +25,8 @@ from adserver.jobs.registry import default_jobs
 from adserver.jobs.scheduler import JobScheduler
 from adserver.runtime import Runtime
 from adserver.web import api, ops, serve
-from adserver.web.pages import demo, errors
+from adserver.web.pages import auth, demo, errors
+from adserver.web.security import PageGuard
 from adserver.web.serve.fastlane import endpoint_for
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,9 @@ class AdServer(Starlette):
 def create_app(settings: Settings) -> AdServer:
     """The adserver application; nothing touches the database until the lifespan starts."""
     settings.require_secret()
-    templates = Jinja2Templates(directory=str(resource_dir("templates")))
+    templates = Jinja2Templates(
+        directory=str(resource_dir("templates")), context_processors=[auth.template_context]
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: AdServer) -> AsyncIterator[None]:
@@ -111,9 +115,17 @@ def create_app(settings: Settings) -> AdServer:
             *serve.routes,
             *ops.routes,
             *api.routes,
+            *auth.routes,
             *(demo.routes if settings.demo else []),
             Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
         ],
+        middleware=[
+            Middleware(
+                PageGuard,
+                secret=settings.secret_key,
+                secure_cookies=settings.base_url.startswith("https://"),
+            )
+        ],
         lifespan=lifespan,
-        exception_handlers=errors.exception_handlers,
+        exception_handlers={**errors.exception_handlers, auth.LoginRequired: auth.login_required},
     )

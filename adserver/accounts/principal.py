@@ -2,8 +2,9 @@
 
 A request is made by a :class:`Principal`: an admin (sees and manages everything) or an
 advertiser (reads only its own advertiser's figures). Today a principal comes from an API token
-(``Authorization: Bearer TOKEN``, made by ``adserver token create``); signed-in users will map to
-the same two kinds, so route code asks the principal, never the token or the user.
+(``Authorization: Bearer TOKEN``, made by ``adserver token create``) or from a signed-in user's
+session (``sessions.SignedInUser.principal``); both map to the same two kinds, so route code asks
+the principal, never the token or the user.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ class Forbidden(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller; ``advertiser_id`` None means an admin."""
+    """An authenticated caller; ``advertiser_id`` None means an admin. ``user_id`` or
+    ``token_id`` says who acted, for the change history."""
 
     name: str
     advertiser_id: int | None = None
+    user_id: int | None = None
+    token_id: int | None = None
 
     @property
     def is_admin(self) -> bool:

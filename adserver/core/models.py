@@ -194,6 +194,52 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(unique=True, max_length=64)
     advertiser_id: int | None = Field(default=None, foreign_key="advertiser.id")
     created_at: datetime = _utc_column()
+    #: Set once by revocation; a revoked token fails at once in every process.
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: Written at most once a minute per token, so a busy script costs no write per request.
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random id, the table only its SHA-256."""
+
+    __tablename__ = "user_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    created_at: datetime = _utc_column()
+    #: Last request seen (updated at most once a minute), for the idle expiry.
+    seen_at: datetime = _utc_column()
+
+
+class LoginFailure(SQLModel, table=True):
+    """A wrong password, kept an hour: the login throttle counts these per address and e-mail."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (
+        Index("ix_login_failure_address", "address", "at"),
+        Index("ix_login_failure_email", "email", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=64)
+    email: str = Field(max_length=320)
+    at: int = Field(sa_type=BigInteger)
+
+
+class AccountLink(SQLModel, table=True):
+    """A single-use link to set a password (an invitation or a reset); stored as its SHA-256."""
+
+    __tablename__ = "account_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    #: ``invite`` or ``reset``.
+    purpose: str = Field(max_length=16)
+    created_at: datetime = _utc_column()
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Change(SQLModel, table=True):
