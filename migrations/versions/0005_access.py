@@ -1,7 +1,7 @@
 """access: sessions, login failures, invitation and reset links, token revocation and last use
 
 Revision ID: access
-Revises: 0002
+Revises: mgmt
 Create Date: 2026-12-03 07:40:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import adserver.core.models
 
 revision: str = "access"
-down_revision: str | None = "0002"
+down_revision: str | None = "mgmt"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
