@@ -25,6 +25,7 @@ from adserver.jobs.registry import default_jobs
 from adserver.jobs.scheduler import JobScheduler
 from adserver.runtime import Runtime
 from adserver.web import api, ops, serve
+from adserver.web.guard import RequestGuard
 from adserver.web.pages import auth, demo, errors
 from adserver.web.security import PageGuard
 from adserver.web.serve.fastlane import endpoint_for
@@ -44,11 +45,18 @@ class AdServer(Starlette):
         super().__init__(**kwargs)
         self.settings = settings
         self.templates = templates
+        self.guard = RequestGuard(settings)
         #: Set by the lifespan, for the life of the process.
         self.runtime: Runtime | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Decides and beacons take the fast lane to their endpoints; the rest, the router."""
+        """Every request passes the guard (hosts, sizes); then decides and beacons take the fast
+        lane to their endpoints, the rest the router."""
+        if scope["type"] == "http":
+            refusal = self.guard.check(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
         hot = endpoint_for(scope)
         if hot is None:
             await super().__call__(scope, receive, send)

@@ -43,6 +43,10 @@ class Settings:
     pacing_interval: int = 60
     #: Mount the demo article and its landing page; only ``adserver demo`` sets it.
     demo: bool = False
+    #: Host names accepted besides the one in ``base_url`` (``ADSERVER_ALLOWED_HOSTS``).
+    allowed_hosts: tuple[str, ...] = ()
+    #: The bearer token /metrics asks for besides an admin token; ``public`` opens it to all.
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +64,8 @@ class Settings:
             scheduler=scheduler == "on",
             retention_days=_int(env, "ADSERVER_RETENTION_DAYS", cls.retention_days),
             spool_dir=Path(env.get("ADSERVER_SPOOL_DIR", ".")),
+            allowed_hosts=_hosts(env.get("ADSERVER_ALLOWED_HOSTS", "")),
+            metrics_token=env.get("ADSERVER_METRICS_TOKEN", "").strip() or None,
         )
         return settings
 
@@ -87,3 +93,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise SettingsError(f"{name} must be positive, not {value}")
     return value
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    """Host names from a comma or space separated list, as ``Host`` headers spell them."""
+    hosts = tuple(h.strip().lower() for h in raw.replace(",", " ").split() if h.strip())
+    for host in hosts:
+        if "/" in host or host.startswith("*"):
+            raise SettingsError(
+                f"ADSERVER_ALLOWED_HOSTS takes host names such as ads.example.com, not {host!r}"
+            )
+    return hosts

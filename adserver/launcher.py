@@ -22,6 +22,11 @@ SERVERS = ("uvicorn", "granian")
 DEFAULT_SERVER = "uvicorn"
 #: Seconds a worker may take to finish requests in flight and its lifespan shutdown.
 GRACEFUL_TIMEOUT = 30
+#: Seconds an idle keep-alive connection stays open.
+KEEP_ALIVE_TIMEOUT = 5
+#: Seconds a client has to send its request headers (granian; uvicorn has no such setting, so
+#: in front of it the reverse proxy of docs/deploy.md cuts off clients that trickle headers).
+HEADER_TIMEOUT = 10
 _FACTORY = "ADSERVER_APP_FACTORY"
 
 
@@ -50,12 +55,14 @@ def _uvicorn(factory: str, *, host: str, port: int, workers: int) -> None:
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_TIMEOUT,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
     )
 
 
 def _granian(factory: str, *, host: str, port: int, workers: int) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
 
     # Workers are spawned processes: they find the real factory in the environment.
     os.environ[_FACTORY] = factory
@@ -69,6 +76,7 @@ def _granian(factory: str, *, host: str, port: int, workers: int) -> None:
         workers=workers,
         loop=Loops.uvloop,
         http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=HEADER_TIMEOUT * 1000, keep_alive=True),
         websockets=False,
         log_access=False,
         respawn_failed_workers=True,

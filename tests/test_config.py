@@ -48,3 +48,10 @@ def test_retention_must_be_a_positive_number_of_days() -> None:
 def test_the_app_refuses_a_missing_or_weak_secret(secret: str) -> None:
     with pytest.raises(SettingsError, match="ADSERVER_SECRET_KEY is missing"):
         create_app(Settings(secret_key=secret))
+
+
+def test_allowed_hosts_are_names() -> None:
+    settings = Settings.from_env({"ADSERVER_ALLOWED_HOSTS": "Ads.Example.com, cdn.example.com"})
+    assert settings.allowed_hosts == ("ads.example.com", "cdn.example.com")
+    with pytest.raises(SettingsError, match="ADSERVER_ALLOWED_HOSTS takes host names"):
+        Settings.from_env({"ADSERVER_ALLOWED_HOSTS": "https://ads.example.com/"})

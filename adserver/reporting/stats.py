@@ -133,7 +133,9 @@ def _id(params: Mapping[str, str], name: str) -> int | None:
     raw = params.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    # ASCII digits only (``str.isdigit`` also takes "²", which ``int`` refuses), and within
+    # the database's 64-bit ids.
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 20 and 0 < int(raw) < 2**63):
         raise BadQuery(f"'{name}' must be a numeric {name} id, not {raw!r}")
     return int(raw)
 

@@ -126,7 +126,10 @@ def _cors_headers(origin: bytes | None, site: SiteSpec) -> list[tuple[bytes, byt
     """CORS for the site's own domains, as raw header lines; None when a page elsewhere asks."""
     if origin is None:
         return []
-    host = (urlsplit(origin.decode("latin-1")).hostname or "").lower()
+    try:
+        host = (urlsplit(origin.decode("latin-1")).hostname or "").lower()
+    except ValueError:  # not a URL at all (``http://[::1``): no site's domain
+        return None
     if host not in site.domains:
         return None
     return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]

@@ -27,6 +27,9 @@ async def beacon_endpoint(request: Request) -> Response:
     """Impression and view beacons: 204 once recorded (valid or not), 4xx for a bad token."""
     svc = runtime(request)
     scope = request.scope
+    if scope["method"] == "HEAD":
+        # Link checkers and scanners probe with HEAD; only a real fetch is an event.
+        return Response(status_code=204, headers=NO_STORE)
     kind = "imp" if scope["path"].startswith("/v1/imp/") else "view"
     headers = read_headers(request, _EVENT_HEADERS)
     state, record = _classify(request, kind, svc.settings.beacon_ttl, headers)
@@ -50,8 +53,9 @@ async def click_endpoint(request: Request) -> Response:
     state, record = _classify(
         request, "click", svc.settings.click_ttl, read_headers(request, _EVENT_HEADERS)
     )
-    await svc.writer.record(record)
-    svc.metrics.count_event("click", record.reason)
+    if request.method != "HEAD":  # a scanner checking where the link goes clicked nothing
+        await svc.writer.record(record)
+        svc.metrics.count_event("click", record.reason)
     landing = (
         None if state is TokenState.FORGED else await _landing_url(request, record.creative_id)
     )

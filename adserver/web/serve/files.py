@@ -12,10 +12,11 @@ from adserver.web.common import error, runtime
 async def asset(request: Request) -> Response:
     """A creative's image; its URL carries a version, so browsers may keep it for a year."""
     svc = runtime(request)
-    try:
-        creative_id = int(request.path_params["creative_id"])
-    except ValueError:
+    raw = request.path_params["creative_id"]
+    # Ids are positive 63-bit integers spelled in ASCII digits; anything else names no image.
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 20 and 0 < int(raw) < 2**63):
         return error(404, "no such image")
+    creative_id = int(raw)
     row = await svc.run_db(lambda c: creatives.image(c, creative_id))
     if row is None:
         return error(404, "no such image")

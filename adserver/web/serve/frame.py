@@ -24,11 +24,9 @@ async def slot_frame(request: Request) -> Response:
     now = time.time()
     referer = request.headers.get("referer", "")
     try:
-        params = parse_decide(
-            request.query_params,
-            b"",
-            defaults={"site": site_key, "slots": slot_name, "url": referer},
-        )
+        # The path names the site and slot; the query may add the page and keywords only.
+        query = {**request.query_params, "site": site_key, "slots": slot_name}
+        params = parse_decide(query, b"", defaults={"url": referer})
         user_agent = request.headers.get("user-agent", "")
         result = decide(
             svc.inventory.current, decide_request(request, params, now, user_agent), svc.rng

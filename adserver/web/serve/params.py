@@ -148,21 +148,29 @@ def _sizes(name: str, value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+#: Targeting looks at a page's path only; a longer path is cut here.
+MAX_PATH = 2048
+
+
 def _path(value: Any) -> str:
     if value is None or value == "":
         return "/"
-    if not isinstance(value, str) or len(value) > 4096:
-        raise BadRequest("'url' must be a URL of at most 4096 characters")
-    return _url_path(value)
+    if not isinstance(value, str):
+        raise BadRequest("'url' must be the page's URL as a string")
+    # Tracking parameters make page URLs of several KB; only the path is used, and only short
+    # URLs are cached, so the cache stays small whatever pages send.
+    return _url_path(value) if len(value) <= 1024 else _split_path(value.split("?", 1)[0])
 
 
-@lru_cache(maxsize=1024)
-def _url_path(value: str) -> str:
-    """Pages are viewed many times over: each URL is split once."""
+def _split_path(value: str) -> str:
     try:
-        return urlsplit(value).path or "/"
+        return urlsplit(value).path[:MAX_PATH] or "/"
     except ValueError:
         raise BadRequest("'url' is not a valid URL") from None
+
+
+#: Pages are viewed many times over: each URL is split once.
+_url_path = lru_cache(maxsize=1024)(_split_path)
 
 
 def _keywords(value: Any) -> frozenset[str]:
