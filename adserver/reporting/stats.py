@@ -16,7 +16,7 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -86,8 +86,8 @@ class StatsQuery:
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> StatsQuery:
-        start = _date(params, "from")
-        end = _date(params, "to")
+        start = parse_date(params, "from")
+        end = parse_date(params, "to")
         if start > end:
             raise BadQuery(f"'from' ({start}) is after 'to' ({end})")
         by = tuple(dict.fromkeys(p.strip() for p in params.get("by", "").split(",") if p.strip()))
@@ -114,7 +114,8 @@ class StatsQuery:
         return replace(self, advertiser=advertiser)
 
 
-def _date(params: Mapping[str, str], name: str) -> date:
+def parse_date(params: Mapping[str, str], name: str) -> date:
+    """The ``YYYY-MM-DD`` parameter ``name``; BadQuery names it when missing or malformed."""
     raw = params.get(name, "").strip()
     if not raw:
         raise BadQuery(f"'{name}' is required, as YYYY-MM-DD")
@@ -167,6 +168,17 @@ class Figures:
             "ecpm": None if not impressions else money(_ecpm_nanos(self.spend_nanos, impressions)),
             "invalid": dict(sorted((r, n) for r, n in self.invalid.items() if n)),
         }
+
+
+def fold(
+    rows: Iterable[tuple[tuple[Any, ...], Figures]], key: Callable[[tuple[Any, ...]], Hashable]
+) -> dict[Hashable, Figures]:
+    """The figures of ``rows`` summed per ``key(dimension values)``: coarser groupings of one
+    result (pages show several of them), with exactly the sums a query grouped that way gives."""
+    folded: dict[Hashable, Figures] = {}
+    for values, figures in rows:
+        folded.setdefault(key(values), Figures()).add(figures)
+    return folded
 
 
 @dataclass
