@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 720, 240
+#: The phone-sized drawing, shown instead on narrow screens (same figures, fewer labels).
+NARROW_WIDTH, NARROW_HEIGHT, NARROW_LABELS = 360, 220, 4
 #: Room for the axis labels: left, right, top, bottom.
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 12, 12, 28
 #: At most this many labels along the time axis.
@@ -63,6 +65,7 @@ def line_chart(
     *,
     width: int = WIDTH,
     height: int = HEIGHT,
+    max_labels: int = MAX_X_LABELS,
 ) -> LineChart:
     """A chart of ``current`` (one value per label) over ``previous`` (the same number of
     values, the period before, drawn faint)."""
@@ -85,7 +88,7 @@ def line_chart(
         return " ".join(f"{x(i)},{y(v)}" for i, v in enumerate(values))
 
     y_ticks = tuple(Tick(y(top * n / 4), _short(top * n / 4)) for n in range(5))
-    step = max(1, -(-count // MAX_X_LABELS))
+    step = max(1, -(-count // max_labels))
     x_ticks = tuple(Tick(x(i), labels[i]) for i in range(0, count, step))
     return LineChart(
         title=title,

@@ -76,6 +76,8 @@ class Dashboard:
     currencies: list[str]
     headlines: list[Headline]
     chart: charts.LineChart
+    #: The same chart drawn for a phone's width.
+    narrow_chart: charts.LineChart
     chart_table: Table
     tables: dict[str, Table] = field(default_factory=dict)
 
@@ -168,6 +170,7 @@ def build_dashboard(
         currencies=currencies,
         headlines=_headlines(now_rows, before_rows, currencies),
         chart=charts.line_chart("Impressions", [], [], []),
+        narrow_chart=charts.line_chart("Impressions", [], [], []),
         chart_table=Table("chart", "Impressions over time", []),
     )
     if period.hourly:
@@ -344,11 +347,17 @@ def _set_chart(
     past: list[Figures],
     unit: str,
 ) -> None:
-    dashboard.chart = charts.line_chart(
+    values = [f.counts["impressions"] for f in current]
+    before = [f.counts["impressions"] for f in past]
+    dashboard.chart = charts.line_chart("Impressions", labels, values, before)
+    dashboard.narrow_chart = charts.line_chart(
         "Impressions",
         labels,
-        [f.counts["impressions"] for f in current],
-        [f.counts["impressions"] for f in past],
+        values,
+        before,
+        width=charts.NARROW_WIDTH,
+        height=charts.NARROW_HEIGHT,
+        max_labels=charts.NARROW_LABELS,
     )
     dashboard.chart_table = Table(
         "chart",
@@ -607,3 +616,17 @@ def _day_table(
 
 def _sort_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple((v is None, v or 0) for v in values)
+
+
+def dashboard_for(
+    connection: Connection,
+    *,
+    params: Mapping[str, str],
+    now: datetime,
+    advertiser_id: int | None = None,
+    campaign_id: int | None = None,
+) -> Dashboard:
+    """The dashboard of an advertiser, or of one campaign (of ``advertiser_id`` when given),
+    for the period ``params`` ask for: NotFound or BadQuery when it cannot be shown."""
+    scope = load_scope(connection, advertiser_id=advertiser_id, campaign_id=campaign_id)
+    return build_dashboard(connection, scope, params, now=now)

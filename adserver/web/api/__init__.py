@@ -5,9 +5,14 @@ method, path, auth, query/body/answer models); the routes are built from it."""
 
 from __future__ import annotations
 
-from adserver.web.api import changes, sites, slots, stats
+from adserver.web.api import changes, share_links, sites, slots, stats
 from adserver.web.api.registry import Operation, routes_of
 
-operations: list[Operation] = [*sites.operations, *slots.operations, *changes.operations]
+operations: list[Operation] = [
+    *sites.operations,
+    *slots.operations,
+    *changes.operations,
+    *share_links.operations,
+]
 
 routes = [*stats.routes, *routes_of(operations)]
