@@ -7,7 +7,7 @@ where a UTC hour would straddle midnight.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -46,3 +46,13 @@ class HourCache:
         start = local_hour_start(at, zone)
         self._cache[key] = (start, start + 3600)
         return start
+
+
+def flight_instant(wall: datetime | None, offset: int | None, zone: ZoneInfo) -> float | None:
+    """A campaign's start or end as a UNIX time on a site in ``zone``: booked with a UTC offset
+    (minutes), that instant everywhere; without one, the site's own wall clock."""
+    if wall is None:
+        return None
+    if offset is not None:
+        return wall.replace(tzinfo=timezone(timedelta(minutes=offset))).timestamp()
+    return wall.replace(tzinfo=zone).timestamp()

@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import Connection, Engine, func, select
 
+from adserver.core.clock import flight_instant
 from adserver.core.db import inventory_version
 from adserver.core.models import (
     Campaign,
@@ -51,8 +51,9 @@ def build_snapshot(
     whose rows did not change since the last build keep their compiled specs."""
     reuse = reuse or Reuse()
     version = inventory_version(connection)
-    sites = connection.execute(select(Site)).all()
-    slots = connection.execute(select(Slot)).all()
+    # Archived sites and slots are kept for their statistics, and serve nothing.
+    sites = connection.execute(select(Site).where(table(Site).c.status != "archived")).all()
+    slots = connection.execute(select(Slot).where(table(Slot).c.status != "archived")).all()
     campaigns = {
         row.id: row
         for row in connection.execute(
@@ -196,8 +197,8 @@ def _campaign_spec(
         advertiser_id=campaign.advertiser_id,
         tier=campaign.tier,
         weight=campaign.weight,
-        starts_at=_local_instant(campaign.starts_at, zone),
-        ends_at=_local_instant(campaign.ends_at, zone),
+        starts_at=flight_instant(campaign.starts_at, campaign.starts_offset, zone),
+        ends_at=flight_instant(campaign.ends_at, campaign.ends_offset, zone),
         rotation=campaign.rotation,
         creatives=creatives,
         targeting=targeting,
@@ -205,13 +206,6 @@ def _campaign_spec(
         fc_per=campaign.fc_per,
         throttle=throttle,
     )
-
-
-def _local_instant(wall: datetime | None, zone: ZoneInfo) -> float | None:
-    """A booked wall-clock time in the site's zone, as a UNIX time."""
-    if wall is None:
-        return None
-    return wall.replace(tzinfo=zone).timestamp()
 
 
 def _group_by_tier(specs: list[CampaignSpec]) -> tuple[tuple[CampaignSpec, ...], ...]:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select, text
 
-from adserver.core.clock import UTC_ZONE, local_day_bounds
+from adserver.core.clock import UTC_ZONE, flight_instant, local_day_bounds
 from adserver.core.db import bump_inventory_version, insert_for
 from adserver.core.models import CampaignDelivery, table
 
@@ -46,8 +46,9 @@ def throttle(campaign: Any, delivery: Any | None, now: float, zone: ZoneInfo) ->
         return 1.0
     if campaign.starts_at is None or campaign.ends_at is None:
         return 1.0
-    start = campaign.starts_at.replace(tzinfo=zone).timestamp()
-    end = campaign.ends_at.replace(tzinfo=zone).timestamp()
+    start = flight_instant(campaign.starts_at, campaign.starts_offset, zone)
+    end = flight_instant(campaign.ends_at, campaign.ends_offset, zone)
+    assert start is not None and end is not None
     if end <= start or now <= start:
         return 1.0
     elapsed = min(1.0, (now - start) / (end - start))
