@@ -76,7 +76,9 @@ def parse(model: type[M], data: object) -> M:
         parsed = model.model_validate(dict(data))
     except ValidationError as exc:
         for problem in exc.errors():
-            key = ".".join(str(part) for part in problem["loc"]) or "body"
+            # Union branches add parts such as "literal['']": the field's path is the rest.
+            path = [str(p) for p in problem["loc"] if not _BRANCH.search(str(p))]
+            key = ".".join(path) or "body"
             top = str(problem["loc"][0]) if problem["loc"] else key
             if top in fields:
                 continue
@@ -106,6 +108,9 @@ class Removal(Public):
 def history_view(public: Public) -> dict[str, Any]:
     """An answer as the change history keeps it (without its own bookkeeping)."""
     return public.model_dump(mode="json", exclude={"version", "updated_at", "created_at"})
+
+
+_BRANCH = re.compile(r"[\[(]")
 
 
 def _message(text: str) -> str:
@@ -330,8 +335,8 @@ def _host(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.match(value) or len(value) > 254:
-        raise ValueError("must be an e-mail address")
+    if (value and not _EMAIL.match(value)) or len(value) > 254:
+        raise ValueError("must be an e-mail address (or empty)")
     return value
 
 

@@ -5,12 +5,24 @@ method, path, auth, query/body/answer models); the routes are built from it."""
 
 from __future__ import annotations
 
-from adserver.web.api import changes, share_links, sites, slots, stats
+from adserver.web.api import (
+    advertisers,
+    campaigns,
+    changes,
+    creatives,
+    share_links,
+    sites,
+    slots,
+    stats,
+)
 from adserver.web.api.registry import Operation, routes_of
 
 operations: list[Operation] = [
     *sites.operations,
     *slots.operations,
+    *advertisers.operations,
+    *campaigns.operations,
+    *creatives.operations,
     *changes.operations,
     *share_links.operations,
 ]
