@@ -26,7 +26,7 @@ from adserver.jobs.scheduler import JobScheduler
 from adserver.runtime import Runtime
 from adserver.web import api, ops, serve
 from adserver.web.guard import RequestGuard
-from adserver.web.pages import auth, demo, errors, share
+from adserver.web.pages import admin, auth, demo, errors, share
 from adserver.web.security import PageGuard
 from adserver.web.serve.fastlane import endpoint_for
 
@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> AdServer:
             *api.routes,
             *auth.routes,
             *share.routes,
+            *admin.routes,
             *(demo.routes if settings.demo else []),
             Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
         ],

@@ -1,0 +1,15 @@
+"""/admin/...: the publisher's inventory pages (sites, slots, advertisers, campaigns,
+creatives, users, API tokens, change history), for signed-in admins only."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from adserver.web.pages.admin import history, sites, slots
+from adserver.web.pages.admin.common import admin_only
+
+routes = [
+    Route(route.path, admin_only(route.endpoint), methods=route.methods, name=route.name)
+    for module in (sites, slots, history)
+    for route in module.routes
+]
