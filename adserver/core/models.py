@@ -61,6 +61,10 @@ class Site(SQLModel, table=True):
     domains: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     timezone: str = "UTC"
     currency: str = "USD"
+    #: Shown at the top of reports: the publisher's logo (an https URL) and where the
+    #: publisher's own summary goes (else to the admin users).
+    logo_url: str | None = None
+    report_email: str | None = None
     #: ``active`` or ``archived`` (kept, with its statistics, once something refers to it).
     status: str = "active"
     created_at: datetime = _utc_column()
@@ -435,3 +439,105 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=32)
     value: int = Field(default=0, sa_type=BigInteger)
+
+
+class ReportSchedule(SQLModel, table=True):
+    """When an advertiser's report (or, with no advertiser, the publisher's summary) is sent.
+
+    Sent at ``hour`` local time in ``timezone``: daily, weekly on ``weekday`` (0 = Monday) or
+    monthly on ``day`` (1-28); each covers the last whole period of the sites' own days.
+    """
+
+    __tablename__ = "report_schedule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    advertiser_id: int | None = Field(default=None, foreign_key="advertiser.id", index=True)
+    period: str = Field(default="week", max_length=8)
+    weekday: int | None = None
+    day: int | None = None
+    hour: int = 8
+    timezone: str = "UTC"
+    recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = True
+    created_at: datetime = _utc_column()
+    #: Bumped by every write; the management API's ETag, checked against If-Match.
+    version: int = 1
+    updated_at: datetime = _utc_column()
+
+
+class Report(SQLModel, table=True):
+    """An archived report, exactly as it was mailed (or would have been, with mail off).
+
+    One per schedule and period: the unique index makes building it a claim, so however many
+    scheduler processes run, one builds it. Reports made on demand have no schedule.
+    """
+
+    __table_args__ = (
+        Index("ix_report_schedule_period", "schedule_id", "period_start", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: int | None = Field(default=None, foreign_key="report_schedule.id")
+    advertiser_id: int | None = Field(default=None, foreign_key="advertiser.id", index=True)
+    #: ``day``, ``week`` or ``month``; the period is the local days start..end inclusive.
+    period: str = Field(max_length=8)
+    period_start: str = Field(max_length=10)
+    period_end: str = Field(max_length=10)
+    title: str
+    html: str
+    text: str
+    csv: str
+    chart: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    #: Built after its scheduled time had passed (the scheduler was down at the hour).
+    late: bool = False
+    created_at: datetime = _utc_column()
+
+
+class Outbox(SQLModel, table=True):
+    """One message to send, claimed by one process and marked sent in the database.
+
+    ``status``: pending, sending (claimed; ``claimed_until`` bounds a crashed sender's claim),
+    sent, failed (refused for good), off (no SMTP: archived only). The Message-ID never
+    changes, so the one resend a crash can cause is recognisable.
+    """
+
+    __table_args__ = (Index("ix_outbox_status", "status", "not_before"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int | None = Field(default=None, foreign_key="report.id", index=True)
+    #: ``report``, ``summary``, ``notice`` or ``account``.
+    kind: str = Field(max_length=16)
+    message_id: str = Field(unique=True, max_length=200)
+    recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    subject: str
+    message: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="pending", max_length=10)
+    attempts: int = 0
+    not_before: datetime = _utc_column()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    detail: str | None = None
+    created_at: datetime = _utc_column()
+
+
+class MailOptOut(SQLModel, table=True):
+    """A recipient who switched off one kind of mail: ``schedule:ID`` (that report, by its
+    one-click unsubscribe link) or a notification kind."""
+
+    __tablename__ = "mail_optout"
+
+    address: str = Field(primary_key=True, max_length=254)
+    topic: str = Field(primary_key=True, max_length=40)
+    created_at: datetime = _utc_column()
+
+
+class Notice(SQLModel, table=True):
+    """A notification condition as first seen for a campaign: sent once, when it first holds
+    (or, for behind-pace, once it has held for long enough)."""
+
+    kind: str = Field(primary_key=True, max_length=24)
+    campaign_id: int = Field(primary_key=True)
+    first_seen_at: datetime = _utc_column()
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    detail: str | None = None

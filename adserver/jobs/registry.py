@@ -12,10 +12,14 @@ from adserver.core.metrics import Metrics
 from adserver.delivery.pacing import refresh_delivery
 from adserver.jobs.retention import prune_events, prune_job_runs
 from adserver.jobs.scheduler import Job, JobScheduler
+from adserver.notify.jobs import mail_job, reports_job
 from adserver.reporting.tally import run_tally
 
-JOB_NAMES = ("tally", "pacing", "retention")
+JOB_NAMES = ("tally", "pacing", "retention", "reports", "mail")
 RETENTION_INTERVAL = 3600
+#: Reports fall due at whole local hours; once a minute finds them within a minute.
+REPORTS_INTERVAL = 60
+MAIL_INTERVAL = 60
 
 
 def default_jobs(engine: Engine, settings: Settings) -> list[Job]:
@@ -34,6 +38,8 @@ def default_jobs(engine: Engine, settings: Settings) -> list[Job]:
         Job("tally", settings.tally_interval, tally),
         Job("pacing", settings.pacing_interval, pacing),
         Job("retention", RETENTION_INTERVAL, retention),
+        Job("reports", REPORTS_INTERVAL, lambda now: reports_job(engine, settings, now)),
+        Job("mail", MAIL_INTERVAL, lambda now: mail_job(engine, settings, now)),
     ]
 
 

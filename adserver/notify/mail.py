@@ -194,11 +194,20 @@ class Mailer:
     def enabled(self) -> bool:
         return self.config is not None
 
-    def send(self, messages: Sequence[EmailMessage]) -> list[Outcome]:
+    def send(
+        self,
+        messages: Sequence[EmailMessage],
+        *,
+        on_settled: Callable[[int, Outcome], None] | None = None,
+    ) -> list[Outcome]:
         """Deliver ``messages``; one :class:`Outcome` per message, in order. Never raises for a
-        delivery problem: each message's fate is in its outcome."""
+        delivery problem: each message's fate is in its outcome. ``on_settled(index, outcome)``
+        is called the moment a message is sent or refused for good, before the next one goes,
+        so a caller can record it at once (an outbox keeps its resend window one message
+        wide)."""
         if self.config is None:
             return [Outcome("off", "SMTP is not configured (ADSERVER_SMTP_URL)")] * len(messages)
+        settled = on_settled or (lambda index, outcome: None)
         outcomes: dict[int, Outcome] = {}
         tries = dict.fromkeys(range(len(messages)), 0)
         pending = list(range(len(messages)))
@@ -212,6 +221,7 @@ class Mailer:
             except _Permanent as exc:  # e.g. the login was refused: no message can go
                 for index in pending:
                     outcomes[index] = Outcome("failed", str(exc), tries[index] + 1)
+                    settled(index, outcomes[index])
                 break
             except (_Temporary, OSError, smtplib.SMTPException) as exc:
                 for index in pending:
@@ -227,8 +237,10 @@ class Mailer:
                         outcomes[index] = Outcome(
                             "sent", _deliver(client, messages[index]), tries[index]
                         )
+                        settled(index, outcomes[index])
                     except _Permanent as exc:
                         outcomes[index] = Outcome("failed", str(exc), tries[index])
+                        settled(index, outcomes[index])
                     except _Temporary as exc:
                         outcomes[index] = Outcome("deferred", str(exc), tries[index])
                         retry.append(index)

@@ -14,7 +14,16 @@ from adserver.services.common import Actor, Public
 from adserver.services.paging import Page, PageQuery, fetch_page
 
 CHANGES = table(Change)
-ENTITIES = ("site", "slot", "advertiser", "campaign", "creative", "user", "token")
+ENTITIES = (
+    "site",
+    "slot",
+    "advertiser",
+    "campaign",
+    "creative",
+    "user",
+    "token",
+    "report_schedule",
+)
 
 
 class ChangeQuery(PageQuery):

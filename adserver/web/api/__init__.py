@@ -10,6 +10,7 @@ from adserver.web.api import (
     campaigns,
     changes,
     creatives,
+    reports,
     share_links,
     sites,
     slots,
@@ -25,6 +26,7 @@ operations: list[Operation] = [
     *creatives.operations,
     *changes.operations,
     *share_links.operations,
+    *reports.operations,
 ]
 
-routes = [*stats.routes, *routes_of(operations)]
+routes = [*stats.routes, *routes_of(operations), *reports.routes]

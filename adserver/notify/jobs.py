@@ -1,0 +1,30 @@
+"""The scheduled work of this package, each a function of the time it runs at, as
+``jobs/registry.py`` lists them: due reports, the outbox, notifications."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from adserver.config import Settings
+from adserver.notify.mail import Mailer
+from adserver.notify.outbox import drain
+from adserver.notify.reports import run_due_reports
+
+
+def holder() -> str:
+    """This process, as outbox claims name it."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+def reports_job(engine: Engine, settings: Settings, now: float) -> str:
+    return run_due_reports(engine, settings, now=datetime.fromtimestamp(now, UTC))
+
+
+def mail_job(engine: Engine, settings: Settings, now: float) -> str:
+    mailer = Mailer.from_url(settings.smtp_url)
+    result = drain(engine, mailer, holder=holder(), now=datetime.fromtimestamp(now, UTC))
+    return str(result)

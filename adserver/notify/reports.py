@@ -1,0 +1,255 @@
+"""Reports made, archived and queued for mail: on schedule (the ``reports`` job) or on demand
+(``adserver report``).
+
+A scheduled report is built once per schedule and period: the archive row's unique index on
+(schedule, period start) is the claim, taken in the same transaction that queues its messages,
+so however many scheduler processes run, one report is archived and one message per recipient
+is queued. A scheduler that was down at the hour finds the latest missed period when it starts
+and sends it, marked late; earlier missed periods are not sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, insert, select
+
+from adserver.config import Settings
+from adserver.core.db import insert_for
+from adserver.core.models import Advertiser, Report, ReportSchedule, Site, User, table
+from adserver.notify.mail import Attachment, InlineImage, compose
+from adserver.notify.optout import opted_out, unsubscribe_token
+from adserver.notify.outbox import enqueue
+from adserver.reporting.report_build import (
+    ReportContent,
+    build_advertiser_report,
+    build_publisher_summary,
+)
+from adserver.reporting.report_chart import render_chart
+from adserver.reporting.report_periods import Period, latest_occurrence
+from adserver.reporting.report_render import render_html, render_text
+
+REPORTS = table(Report)
+SCHEDULES = table(ReportSchedule)
+#: A report built this long after its scheduled time says so ("late").
+LATE_AFTER = timedelta(minutes=15)
+CHART_CID = "chart"
+
+
+@dataclass(frozen=True)
+class Made:
+    """A report archived (``id``), with the messages queued for it."""
+
+    id: int
+    title: str
+    queued: int
+
+
+def build_content(
+    connection: Connection,
+    settings: Settings,
+    *,
+    advertiser_id: int | None,
+    period: Period,
+    now: datetime,
+) -> ReportContent:
+    if advertiser_id is None:
+        return build_publisher_summary(
+            connection, period=period, now=now, base_url=settings.base_url
+        )
+    return build_advertiser_report(
+        connection,
+        advertiser_id=advertiser_id,
+        period=period,
+        now=now,
+        base_url=settings.base_url,
+    )
+
+
+def make_report(
+    connection: Connection,
+    settings: Settings,
+    *,
+    advertiser_id: int | None,
+    period: Period,
+    now: datetime,
+    recipients: Sequence[str],
+    schedule_id: int | None = None,
+    late: bool = False,
+) -> Made | None:
+    """Build, archive and queue one report in the caller's transaction. For a schedule, None
+    when that period's report exists already (another process made it)."""
+    content = build_content(
+        connection, settings, advertiser_id=advertiser_id, period=period, now=now
+    )
+    chart = render_chart(content.series)
+    data_uri = "data:image/png;base64," + base64.b64encode(chart).decode()
+    values: dict[str, Any] = dict(
+        schedule_id=schedule_id,
+        advertiser_id=advertiser_id,
+        period=period.kind,
+        period_start=period.start.isoformat(),
+        period_end=period.end.isoformat(),
+        title=content.title,
+        html=render_html(content, chart_src=data_uri),
+        text=render_text(content),
+        csv=content.csv,
+        chart=chart,
+        late=late,
+        created_at=now,
+    )
+    if schedule_id is None:
+        statement = insert(REPORTS).values(**values)
+    else:
+        statement = (
+            insert_for(connection)(REPORTS)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["schedule_id", "period_start"])
+        )
+    report_id = connection.execute(statement.returning(REPORTS.c.id)).scalar()
+    if report_id is None:
+        return None
+    topic = f"schedule:{schedule_id}" if schedule_id is not None else None
+    skip = opted_out(connection, topic, recipients) if topic else set()
+    queued = 0
+    for address in dict.fromkeys(r.strip() for r in recipients if r.strip()):
+        if address.lower() in skip:
+            continue
+        message = _message(settings, content, chart, int(report_id), address, topic, late)
+        kind = "summary" if advertiser_id is None else "report"
+        enqueue(connection, message, kind=kind, now=now, report_id=int(report_id))
+        queued += 1
+    return Made(int(report_id), content.title, queued)
+
+
+def _message(
+    settings: Settings,
+    content: ReportContent,
+    chart: bytes,
+    report_id: int,
+    address: str,
+    topic: str | None,
+    late: bool,
+) -> Any:
+    headers: dict[str, str] = {}
+    unsubscribe = None
+    if topic is not None:
+        token = unsubscribe_token(settings.secret_key, address, topic)
+        unsubscribe = f"{settings.base_url}/v1/unsubscribe/{token}"
+        headers["List-Unsubscribe"] = f"<{unsubscribe}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    slug = re.sub(r"[^a-z0-9]+", "-", (content.advertiser_name or content.publisher).lower())
+    digest = hashlib.sha256(address.lower().encode()).hexdigest()[:12]
+    return compose(
+        sender=settings.mail_from,
+        to=[address],
+        subject=content.title + (" (late)" if late else ""),
+        text=render_text(content, unsubscribe_url=unsubscribe),
+        html=render_html(content, chart_src=f"cid:{CHART_CID}", unsubscribe_url=unsubscribe),
+        images=[InlineImage(CHART_CID, chart)],
+        attachments=[
+            Attachment(
+                f"{slug.strip('-') or 'report'}-{content.period.start}-{content.period.end}.csv",
+                content.csv.encode(),
+                "text/csv",
+            )
+        ],
+        headers=headers,
+        message_id=f"<report-{report_id}.{digest}@{_mail_domain(settings)}>",
+    )
+
+
+def _mail_domain(settings: Settings) -> str:
+    return urlsplit(settings.base_url).hostname or "localhost"
+
+
+def recipients_for(
+    connection: Connection, *, advertiser_id: int | None, listed: Sequence[str]
+) -> list[str]:
+    """The schedule's recipients; when it lists none, the advertiser's e-mail, or for the
+    publisher's summary the sites' report addresses, else the active admin users."""
+    if listed:
+        return list(listed)
+    if advertiser_id is not None:
+        advertisers = table(Advertiser)
+        email = connection.execute(
+            select(advertisers.c.email).where(advertisers.c.id == advertiser_id)
+        ).scalar()
+        return [email] if email else []
+    sites = table(Site)
+    addresses = [
+        str(a)
+        for a in connection.execute(
+            select(sites.c.report_email).where(sites.c.report_email.is_not(None))
+        ).scalars()
+        if a
+    ]
+    if addresses:
+        return list(dict.fromkeys(addresses))
+    users = table(User)
+    return [
+        str(a)
+        for a in connection.execute(
+            select(users.c.email)
+            .where(users.c.role == "admin", users.c.active.is_(True))
+            .order_by(users.c.id)
+        ).scalars()
+    ]
+
+
+def run_due_reports(engine: Engine, settings: Settings, *, now: datetime) -> str:
+    """The ``reports`` job: make each active schedule's latest due report that does not exist
+    yet (late when its time is well past). Returns a note for the job log."""
+    with engine.connect() as connection:
+        schedules = connection.execute(
+            select(SCHEDULES).where(SCHEDULES.c.active.is_(True)).order_by(SCHEDULES.c.id)
+        ).all()
+        due = []
+        for schedule in schedules:
+            occurrence = latest_occurrence(
+                period=schedule.period,
+                hour=schedule.hour,
+                zone=ZoneInfo(schedule.timezone),
+                now=now,
+                weekday=schedule.weekday,
+                day=schedule.day,
+            )
+            if occurrence.due >= schedule.created_at:
+                due.append((schedule, occurrence))
+        made = {
+            (int(r.schedule_id), str(r.period_start))
+            for r in connection.execute(
+                select(REPORTS.c.schedule_id, REPORTS.c.period_start).where(
+                    REPORTS.c.schedule_id.in_([s.id for s, _ in due])
+                )
+            )
+        }
+    built = queued = 0
+    for schedule, occurrence in due:
+        if (int(schedule.id), occurrence.period.start.isoformat()) in made:
+            continue
+        with engine.begin() as connection:
+            result = make_report(
+                connection,
+                settings,
+                advertiser_id=schedule.advertiser_id,
+                period=occurrence.period,
+                now=now,
+                recipients=recipients_for(
+                    connection, advertiser_id=schedule.advertiser_id, listed=schedule.recipients
+                ),
+                schedule_id=int(schedule.id),
+                late=now - occurrence.due > LATE_AFTER,
+            )
+        if result is not None:
+            built += 1
+            queued += result.queued
+    return f"built {built} reports, queued {queued} messages"

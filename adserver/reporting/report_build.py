@@ -1,0 +1,298 @@
+"""The figures of a report, from ``run_stats``: the same function, and so the same numbers, as
+``/v1/stats`` for the same period and advertiser.
+
+Money in different currencies is never added up: when an advertiser's campaigns run on sites
+billed in different currencies, the report has one section per currency (each exactly
+``/v1/stats?currency=C&advertiser=ID``); otherwise a single section covers every site, exactly
+``/v1/stats?advertiser=ID``. The publisher's summary has a section per site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from adserver.core.models import (
+    Advertiser,
+    Campaign,
+    CampaignSlot,
+    Outbox,
+    Site,
+    Slot,
+    table,
+)
+from adserver.reporting.report_pacing import CampaignStanding, campaign_standings
+from adserver.reporting.report_periods import Period
+from adserver.reporting.stats import BadQuery, StatsQuery, as_csv, as_json, run_stats
+
+#: The top-line figures, each shown against the previous period.
+TOP_LINE = ("impressions", "viewability", "clicks", "ctr", "spend", "ecpm")
+#: A campaign behind pace by more than this share (of what even delivery would have reached).
+BEHIND_MARGIN = 0.2
+ENDING_SOON_DAYS = 7
+
+
+@dataclass
+class Section:
+    """The figures of one scope: every site, the sites of one currency, or one site."""
+
+    site: str | None
+    site_name: str | None
+    currency: str | None
+    #: Set when the section is one currency of several (the advertiser's report).
+    split_by_currency: bool
+    totals: dict[str, Any]
+    previous: dict[str, Any]
+    days: list[dict[str, Any]]
+    campaigns: list[dict[str, Any]]
+    slots: list[dict[str, Any]]
+    creatives: list[dict[str, Any]]
+    csv: str
+
+    @property
+    def invalid_share(self) -> float | None:
+        """Invalid impressions as a share of all impressions (valid and invalid)."""
+        invalid = _invalid(self.totals)
+        whole = int(self.totals["impressions"]) + invalid
+        return None if not whole else invalid / whole
+
+
+def _invalid(totals: dict[str, Any]) -> int:
+    return int(totals.get("invalid_impressions", 0))
+
+
+@dataclass
+class ReportContent:
+    """Everything a report shows; rendered to HTML, text and CSV by ``report_render``."""
+
+    kind: str  # "advertiser" or "publisher"
+    title: str
+    period: Period
+    publisher: str
+    logo_url: str | None
+    dashboard_url: str
+    generated_at: datetime
+    sections: list[Section]
+    advertiser_id: int | None = None
+    advertiser_name: str | None = None
+    #: (label, impressions, clicks) per day (or per hour for a one-day report), for the chart.
+    series: list[tuple[str, int, int]] = field(default_factory=list)
+    #: The publisher's summary only.
+    behind: list[CampaignStanding] = field(default_factory=list)
+    ending: list[CampaignStanding] = field(default_factory=list)
+    stuck: list[CampaignStanding] = field(default_factory=list)
+    failed_mail: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def csv(self) -> str:
+        if not self.sections:
+            return ""
+        if len(self.sections) == 1:
+            return self.sections[0].csv
+        header, *_ = self.sections[0].csv.splitlines(keepends=True)
+        return header + "".join("".join(s.csv.splitlines(keepends=True)[1:]) for s in self.sections)
+
+
+def _query(period: Period, by: tuple[str, ...], **filters: Any) -> StatsQuery:
+    return StatsQuery(start=period.start, end=period.end, by=by, **filters)
+
+
+def _currencies(connection: Connection, advertiser_id: int) -> list[str]:
+    """The currencies of the sites the advertiser's campaigns are assigned to."""
+    sites, slots, links, campaigns = table(Site), table(Slot), table(CampaignSlot), table(Campaign)
+    return sorted(
+        str(c)
+        for c in connection.execute(
+            select(sites.c.currency)
+            .distinct()
+            .join(slots, slots.c.site_id == sites.c.id)
+            .join(links, links.c.slot_id == slots.c.id)
+            .join(campaigns, campaigns.c.id == links.c.campaign_id)
+            .where(campaigns.c.advertiser_id == advertiser_id)
+        ).scalars()
+    )
+
+
+def _section(
+    connection: Connection,
+    period: Period,
+    site: str | None,
+    site_name: str | None,
+    *,
+    delivery_counts: bool,
+    standings: dict[int, CampaignStanding],
+    currency: str | None = None,
+    keep_empty: bool = False,
+    **filters: Any,
+) -> Section | None:
+    def document(by: tuple[str, ...], when: Period = period) -> dict[str, Any]:
+        result = run_stats(connection, _query(when, by, site=site, currency=currency, **filters))
+        return as_json(result, delivery_counts=delivery_counts)
+
+    by_day = run_stats(
+        connection, _query(period, ("day",), site=site, currency=currency, **filters)
+    )
+    days = as_json(by_day, delivery_counts=delivery_counts)
+    if (site is not None or currency is not None) and not days["rows"] and not keep_empty:
+        return None  # a site, or a currency, with nothing in this period
+    campaigns = document(("campaign",))["rows"]
+    for row in campaigns:
+        standing = standings.get(row["campaign"])
+        row["standing"] = standing
+    return Section(
+        site=site,
+        site_name=site_name,
+        currency=days["currency"] or currency,
+        split_by_currency=currency is not None,
+        totals=days["totals"],
+        previous=document(("day",), period.previous())["totals"],
+        days=days["rows"],
+        campaigns=campaigns,
+        slots=document(("slot",))["rows"],
+        creatives=document(("creative",))["rows"] if not delivery_counts else [],
+        csv=as_csv(by_day, delivery_counts=delivery_counts),
+    )
+
+
+def _all_sites(connection: Connection) -> list[Any]:
+    sites = table(Site)
+    return list(
+        connection.execute(select(sites.c.key, sites.c.name, sites.c.currency).order_by(sites.c.id))
+    )
+
+
+def _publisher(connection: Connection, advertiser_id: int | None) -> tuple[str, str | None]:
+    """The publisher's name and logo: the advertiser's first site (else the first site)."""
+    sites, slots, links = table(Site), table(Slot), table(CampaignSlot)
+    statement = select(sites.c.name, sites.c.logo_url).order_by(sites.c.id).limit(1)
+    if advertiser_id is not None:
+        campaigns = table(Campaign)
+        first = connection.execute(
+            statement.join(slots, slots.c.site_id == sites.c.id)
+            .join(links, links.c.slot_id == slots.c.id)
+            .join(campaigns, campaigns.c.id == links.c.campaign_id)
+            .where(campaigns.c.advertiser_id == advertiser_id)
+        ).first()
+        if first is not None:
+            return first.name, first.logo_url
+    row = connection.execute(statement).first()
+    return (row.name, row.logo_url) if row is not None else ("adserver", None)
+
+
+def _series(sections: list[Section], period: Period) -> list[tuple[str, int, int]]:
+    """Impressions and clicks per day of the period, across sections (counts, not money)."""
+    totals = {day.isoformat(): [0, 0] for day in period.days}
+    for section in sections:
+        for row in section.days:
+            pair = totals.setdefault(row["day"], [0, 0])
+            pair[0] += int(row["impressions"])
+            pair[1] += int(row["clicks"])
+    return [(day, pair[0], pair[1]) for day, pair in sorted(totals.items())]
+
+
+def build_advertiser_report(
+    connection: Connection,
+    *,
+    advertiser_id: int,
+    period: Period,
+    now: datetime,
+    base_url: str,
+) -> ReportContent:
+    """The advertiser's report for ``period``; raises LookupError for an unknown advertiser."""
+    advertisers = table(Advertiser)
+    advertiser = connection.execute(
+        select(advertisers.c.name).where(advertisers.c.id == advertiser_id)
+    ).first()
+    if advertiser is None:
+        raise LookupError(f"there is no advertiser {advertiser_id}")
+    standings = {
+        s.id: s for s in campaign_standings(connection, now=now, advertiser_id=advertiser_id)
+    }
+
+    def section(currency: str | None, keep_empty: bool = False) -> Section | None:
+        return _section(
+            connection,
+            period,
+            None,
+            None,
+            delivery_counts=False,
+            standings=standings,
+            currency=currency,
+            keep_empty=keep_empty,
+            advertiser=advertiser_id,
+        )
+
+    currencies = _currencies(connection, advertiser_id)
+    one = None
+    if len(currencies) <= 1:
+        try:
+            one = section(None)
+        except BadQuery:  # figures on a site the campaigns have since left, in another currency
+            currencies = sorted({str(row.currency) for row in _all_sites(connection)})
+    if one is not None:
+        sections = [one]
+    else:
+        sections = [s for c in currencies if (s := section(c)) is not None]
+        if not sections:  # nothing anywhere: one empty section still says so, with a CSV header
+            sections = [s for s in [section(currencies[0], keep_empty=True)] if s is not None]
+    publisher, logo = _publisher(connection, advertiser_id)
+    return ReportContent(
+        kind="advertiser",
+        title=f"{advertiser.name}: {period.label}",
+        period=period,
+        publisher=publisher,
+        logo_url=logo,
+        dashboard_url=f"{base_url}/dashboard",
+        generated_at=now,
+        sections=sections,
+        advertiser_id=advertiser_id,
+        advertiser_name=advertiser.name,
+        series=_series(sections, period),
+    )
+
+
+def build_publisher_summary(
+    connection: Connection, *, period: Period, now: datetime, base_url: str
+) -> ReportContent:
+    """The publisher's summary: revenue, fill rate by slot, invalid traffic per site, the
+    campaigns that need attention, and mail that failed to go out during the period."""
+    sections = []
+    for row in _all_sites(connection):
+        section = _section(
+            connection, period, row.key, row.name, delivery_counts=True, standings={}
+        )
+        if section is not None:
+            sections.append(section)
+    standings = [s for s in campaign_standings(connection, now=now) if s.status == "active"]
+    live = [s for s in standings if s.started(now) and not s.ended(now)]
+    outbox = table(Outbox)
+    since = now - timedelta(days=(period.end - period.start).days + 2)
+    failed = [
+        {"subject": r.subject, "recipients": r.recipients, "status": r.status, "detail": r.detail}
+        for r in connection.execute(
+            select(outbox.c.subject, outbox.c.recipients, outbox.c.status, outbox.c.detail)
+            .where(outbox.c.status.in_(("failed", "deferred")), outbox.c.created_at >= since)
+            .order_by(outbox.c.id)
+        )
+    ]
+    publisher, logo = _publisher(connection, None)
+    return ReportContent(
+        kind="publisher",
+        title=f"{publisher} daily summary: {period.label}"
+        if period.kind == "day"
+        else f"{publisher} summary: {period.label}",
+        period=period,
+        publisher=publisher,
+        logo_url=logo,
+        dashboard_url=f"{base_url}/admin",
+        generated_at=now,
+        sections=sections,
+        series=_series(sections, period),
+        behind=[s for s in live if s.pace is not None and s.pace < 1 - BEHIND_MARGIN],
+        ending=[s for s in live if s.days_left is not None and s.days_left <= ENDING_SOON_DAYS],
+        stuck=[s for s in live if not s.fits],
+        failed_mail=failed,
+    )
