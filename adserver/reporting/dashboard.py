@@ -630,3 +630,12 @@ def dashboard_for(
     for the period ``params`` ask for: NotFound or BadQuery when it cannot be shown."""
     scope = load_scope(connection, advertiser_id=advertiser_id, campaign_id=campaign_id)
     return build_dashboard(connection, scope, params, now=now)
+
+
+def advertiser_choices(connection: Connection) -> list[tuple[int, str]]:
+    """Every advertiser by name, for an admin choosing whose dashboard to open."""
+    advertisers = table(Advertiser).c
+    rows = connection.execute(
+        select(advertisers.id, advertisers.name).order_by(advertisers.name, advertisers.id)
+    )
+    return [(int(row.id), str(row.name)) for row in rows]

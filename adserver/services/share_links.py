@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, Field
@@ -102,9 +102,8 @@ def list_share_links(
     if query.campaign is not None:
         statement = statement.where(LINKS.c.campaign_id == query.campaign)
     if query.active is not None:
-        naive = now.astimezone(UTC).replace(tzinfo=None)
         live = (LINKS.c.revoked_at.is_(None)) & (
-            LINKS.c.expires_at.is_(None) | (LINKS.c.expires_at > naive)
+            LINKS.c.expires_at.is_(None) | (LINKS.c.expires_at > now)
         )
         statement = statement.where(live if query.active else ~live)
     return fetch_page(
