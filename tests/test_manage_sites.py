@@ -50,7 +50,7 @@ def test_a_site_is_created_read_changed_listed_and_deleted(admin: httpx.Client) 
     assert [c["action"] for c in history] == ["create", "update", "delete"]
     assert history[1]["before"] == {"name": "News", "domains": SITE["domains"]}
     assert history[1]["after"] == {"name": "The News", "domains": []}
-    assert history[1]["actor"] == {"kind": "token", "id": None, "name": "admin"}
+    assert (history[1]["actor"]["kind"], history[1]["actor"]["name"]) == ("token", "admin")
 
 
 def test_every_bad_field_is_named_in_one_422(admin: httpx.Client) -> None:

@@ -16,6 +16,7 @@ from zoneinfo import available_timezones
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, CursorResult, Table, select, update
 
+from adserver.accounts.principal import Principal
 from adserver.core.db import bump_inventory_version
 from adserver.core.models import Event, HourlyStat, InvalidStat, table
 from adserver.services.errors import NotFound, PreconditionFailed, ServiceError
@@ -31,6 +32,13 @@ class Actor:
     kind: str
     id: int | None
     name: str
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        """The signed-in user or the token behind a request."""
+        if principal.user_id is not None:
+            return cls("user", principal.user_id, principal.name)
+        return cls("token", principal.token_id, principal.name)
 
 
 SYSTEM = Actor("system", None, "adserver")

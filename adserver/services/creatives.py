@@ -375,8 +375,11 @@ def landing_url(connection: Connection, creative_id: int) -> str | None:
 
 
 def image(connection: Connection, creative_id: int) -> Any | None:
-    """The creative's image bytes and media type (``.image``, ``.image_type``), or None."""
+    """The creative's image bytes, media type and version (``.image``, ``.image_type``,
+    ``.version``), or None."""
     row = connection.execute(
-        select(CREATIVES.c.image, CREATIVES.c.image_type).where(CREATIVES.c.id == creative_id)
+        select(CREATIVES.c.image, CREATIVES.c.image_type, CREATIVES.c.version).where(
+            CREATIVES.c.id == creative_id
+        )
     ).first()
     return None if row is None or row.image is None else row

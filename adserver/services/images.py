@@ -60,13 +60,15 @@ def check_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(FORMATS))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise refuse(f"declares a size larger than {MAX_SIDE} on a side allowed") from None
+    except UnidentifiedImageError:
         raise refuse("must be a PNG, JPEG, GIF or WebP image") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise refuse(f"cannot be read: {exc}") from None
     width, height = image.size
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise refuse(f"is {width}x{height} pixels, larger than {MAX_SIDE} on a side allowed")
+        raise refuse(f"is {width}x{height}: a size larger than {MAX_SIDE} on a side allowed")
     if size is not None and (width, height) != size:
         raise refuse(f"is {width}x{height} pixels, not the declared {size[0]}x{size[1]}")
     assert image.format is not None

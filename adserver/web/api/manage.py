@@ -61,7 +61,7 @@ def failure(exc: ServiceError) -> Response:
 
 def actor_for(principal: Principal) -> Actor:
     """The change history's name for the caller."""
-    return Actor("token", None, principal.name)
+    return Actor.of(principal)
 
 
 def scope_of(principal: Principal) -> int | None:

@@ -20,13 +20,15 @@ async def asset(request: Request) -> Response:
     row = await svc.run_db(lambda c: creatives.image(c, creative_id))
     if row is None:
         return error(404, "no such image")
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+        "ETag": f'"{creative_id}-{row.version}"',
+    }
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
     return Response(
-        row.image,
-        media_type=row.image_type or "application/octet-stream",
-        headers={
-            "Cache-Control": "public, max-age=31536000, immutable",
-            "X-Content-Type-Options": "nosniff",
-        },
+        row.image, media_type=row.image_type or "application/octet-stream", headers=headers
     )
 
 
