@@ -52,7 +52,9 @@ def test_one_call_decides_three_slots(live_server: LiveServer, slots: dict[str, 
     assert 'rel="sponsored noopener"' in top["html"]
     assert top["click_url"] in top["html"].replace("&amp;", "&")
     assert side["kind"] == "html" and (side["width"], side["height"]) == (300, 250)
-    for decision in decisions.values():
+    # The leaderboard campaign is on top already: no campaign twice on one page.
+    assert decisions["below"] is None
+    for decision in (top, side):
         assert decision["impression_url"].startswith(f"{live_server.url}/v1/imp/")
         assert decision["view_url"].startswith(f"{live_server.url}/v1/view/")
     assert "errors" not in answer

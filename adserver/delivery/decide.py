@@ -4,14 +4,17 @@
 with a seeded ``random.Random`` and runs in microseconds. Everything it needs was compiled into
 the immutable :class:`Snapshot` by ``inventory.py``.
 
-Order of choice for one slot: the highest priority tier that has an eligible campaign wins
-(sponsorship > standard > price > house); within it a campaign is drawn by weight; within the
-campaign a creative that fits the slot's sizes is drawn by its rotation.
+Order of choice: the page is decided tier by tier over all its slots (sponsorship > standard >
+price > house, as in Google Ad Manager), so a page rule (``pagerules.py``) never lets a lower
+tier shut out a higher one. For one slot the highest tier with an eligible campaign wins; within
+it a campaign is drawn by weight; within the campaign a creative that fits is drawn by its
+rotation.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import random
 import re
@@ -23,6 +26,7 @@ from types import MappingProxyType
 from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
+from adserver.delivery import pagerules
 from adserver.delivery.render import NO_ANSWER, Answer
 from adserver.tracking.tokens import new_decision_id, raw_decision_id
 
@@ -98,6 +102,11 @@ class CampaignSpec:
     fc_per: str | None = None
     #: Probability of taking part in a decision: 1.0 normally, less when even pacing throttles.
     throttle: float = 1.0
+    name: str = ""
+    #: Competitive exclusion: two campaigns sharing a label never share a page.
+    labels: frozenset[str] = frozenset()
+    #: A sponsorship that takes all of its slots the page asks for, or none of them.
+    roadblock: bool = False
     #: The flight as bounds that always compare (-inf and inf for an open end).
     opens: float = field(init=False, repr=False, compare=False)
     closes: float = field(init=False, repr=False, compare=False)
@@ -107,8 +116,11 @@ class CampaignSpec:
     #: True when the answer depends on more than the reader's context and the flight: day or
     #: hour targeting, a cap or the throttle, checked on every decision (see ``_in_context``).
     residual: bool = field(init=False, repr=False, compare=False)
+    #: May fill several slots of one page: house campaigns and roadblocks.
+    repeats: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "repeats", self.roadblock or self.tier == "house")
         opens = float("-inf") if self.starts_at is None else self.starts_at
         closes = float("inf") if self.ends_at is None else self.ends_at
         gated = self.targeting.constrained or self.fc_count is not None or self.throttle < 1.0
@@ -135,6 +147,9 @@ class SlotSpec:
     #: Campaigns assigned to the slot, grouped by tier, highest priority first.
     tiers: tuple[tuple[CampaignSpec, ...], ...]
     fallback_html: str | None = None
+    #: Campaigns assigned to the slot that cannot deliver at all, as (id, name, reason code):
+    #: only ``explain`` reads them.
+    dropped: tuple[tuple[int, str, str], ...] = ()
     #: ``tiers`` again, each campaign paired with its creatives that fit the slot's sizes (and
     #: left out if none does): worked out once here rather than on every decision.
     fitting: tuple[Tier, ...] = field(init=False, repr=False, compare=False)
@@ -178,6 +193,25 @@ class SiteSpec:
     timezone: ZoneInfo
     domains: frozenset[str]
     slots: Mapping[str, SlotSpec]
+    #: Every deliverable campaign of the site's slots by id (the labels of what a page shows).
+    campaigns: Mapping[int, CampaignSpec] = field(init=False, repr=False, compare=False)
+    #: Each roadblock with the names of all the slots it is assigned to.
+    roadblocks: tuple[tuple[CampaignSpec, frozenset[str]], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        campaigns: dict[int, CampaignSpec] = {}
+        slots_of: dict[int, set[str]] = {}
+        for slot in self.slots.values():
+            for tier in slot.tiers:
+                for campaign in tier:
+                    campaigns[campaign.id] = campaign
+                    if campaign.roadblock:
+                        slots_of.setdefault(campaign.id, set()).add(slot.name)
+        roadblocks = tuple((campaigns[cid], frozenset(names)) for cid, names in slots_of.items())
+        object.__setattr__(self, "campaigns", MappingProxyType(campaigns))
+        object.__setattr__(self, "roadblocks", roadblocks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +245,8 @@ class DecideRequest(NamedTuple):
     country: str | None = None
     #: Campaign id -> UNIX times of this reader's recent impressions of it (from the browser).
     frequency: Mapping[int, Sequence[float]] = MappingProxyType({})
+    #: For lazy slots: the campaigns this page view already shows (None: the page's first ask).
+    shown: frozenset[int] | None = None
 
 
 class Decision(NamedTuple):
@@ -232,6 +268,9 @@ class DecideResult(NamedTuple):
     site: SiteSpec
     decisions: dict[str, Decision | None]
     errors: list[str]
+    #: Only when explaining: slot name -> campaign id -> why it was dropped, for what only the
+    #: decision itself knows (``paced``, ``page_rule``, ``lost_draw`` among roadblocks).
+    notes: dict[str, dict[int, str]] | None = None
 
 
 class UnknownSite(LookupError):
@@ -242,6 +281,7 @@ class UnknownSite(LookupError):
 class _TierInContext:
     """One tier's campaigns in flight that a reader context's targeting admits."""
 
+    rank: int
     pairs: Tier
     #: The running totals of the campaigns' weights, for ``_draw``.
     cumulative: tuple[int, ...]
@@ -249,6 +289,9 @@ class _TierInContext:
     always_checked: bool
     #: Some campaign here has a frequency cap: checked when the reader sends its history.
     capped: bool
+    #: The campaigns' ids and labels: a page that shows none of them needs no page rule here.
+    ids: frozenset[int]
+    labels: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +307,7 @@ class _InContext:
 MEMO_LIMIT = 256
 
 
-class _Context:
+class ReaderContext:
     """The request, with the site-local time worked out only if day or hour targeting asks."""
 
     __slots__ = ("_local", "request", "zone")
@@ -280,52 +323,117 @@ class _Context:
         return self._local
 
 
-def decide(snapshot: Snapshot, request: DecideRequest, rng: random.Random) -> DecideResult:
-    """Choose a creative (or nothing) for every slot in ``request``."""
+def decide(
+    snapshot: Snapshot, request: DecideRequest, rng: random.Random, *, explain: bool = False
+) -> DecideResult:
+    """Choose a creative (or nothing) for every slot in ``request``; with ``explain``, the
+    result also carries the notes ``explain.explain`` needs (a slower path, never the usual)."""
     site = snapshot.sites.get(request.site)
     if site is None:
         raise UnknownSite(request.site)
-    context = _Context(request, site.timezone)
+    context = ReaderContext(request, site.timezone)
     decisions: dict[str, Decision | None] = {}
     errors: list[str] = []
+    wants: list[_Want] = []
     for wanted in request.slots:
+        if wanted.name in decisions:
+            continue
+        decisions[wanted.name] = None
         slot = site.slots.get(wanted.name)
         if slot is None:
             errors.append(f"unknown slot {wanted.name!r}")
-            decisions[wanted.name] = None
             continue
-        decisions[wanted.name] = (
-            _decide_in_context(slot, context, rng)
-            if wanted.sizes is None
-            else _decide_for_sizes(slot, wanted.sizes, context, rng)
-        )
+        wants.append((wanted.name, slot, wanted.sizes))
+    if explain:
+        notes: dict[str, dict[int, str]] = {}
+        _decide_page(site, wants, context, rng, decisions, notes)
+        return DecideResult(site, decisions, errors, notes)
+    if len(wants) == 1 and request.shown is None and not site.roadblocks:
+        decisions[wants[0][0]] = _decide_alone(wants[0], context, rng)
+    elif wants:
+        _decide_page(site, wants, context, rng, decisions, None)
     return DecideResult(site, decisions, errors)
 
 
-def _decide_for_sizes(
-    slot: SlotSpec, sizes: tuple[str, ...], context: _Context, rng: random.Random
-) -> Decision | None:
-    """A slot narrowed to some of its sizes by the page: every campaign checked."""
-    tiers = _fitting_tiers(slot.tiers, _allowed_sizes(slot.sizes, sizes))
-    now = context.request.now
-    for tier in tiers:
-        eligible = [
-            pair
-            for pair in tier
-            if pair[0].opens <= now < pair[0].closes
-            and (not pair[0].gated or _passes_gates(pair[0], context, rng))
-        ]
-        if eligible:
-            return _choose(slot, eligible, _running(c.weight for c, _ in eligible), now, rng)
+#: One requested slot: its name, its spec, and the sizes the page asked for (None for the
+#: slot's own, which its memo covers).
+_Want = tuple[str, SlotSpec, tuple[str, ...] | None]
+
+
+def _sizes(want: _Want) -> tuple[str, ...]:
+    """The sizes a requested slot may show: the page may narrow the slot's own."""
+    _, slot, wanted = want
+    return slot.sizes if wanted is None else allowed_sizes(slot.sizes, wanted)
+
+
+def _decide_alone(want: _Want, context: ReaderContext, rng: random.Random) -> Decision | None:
+    """A page of one slot with no roadblock about: its highest tier that can fill it."""
+    with_history = bool(context.request.frequency)
+    for tier in _tiers(want, context):
+        decision = _try_tier(want[1], tier, context, rng, None, None, with_history)
+        if decision is not None:
+            return decision
     return None
 
 
-def _decide_in_context(slot: SlotSpec, context: _Context, rng: random.Random) -> Decision | None:
-    """The slot's own sizes: as ``_decide_for_sizes`` decides them, from the memo of what the
-    reader's context admits; the checks left (days, hours, caps, throttle) run in the same
-    order, so the same random draws give the same decisions."""
+def _decide_page(
+    site: SiteSpec,
+    wants: list[_Want],
+    context: ReaderContext,
+    rng: random.Random,
+    decisions: dict[str, Decision | None],
+    notes: dict[str, dict[int, str]] | None,
+) -> None:
+    """All the page's slots, tier by tier (roadblocks first, then each slot's tiers in rank
+    order, slots in the order asked), under the page rules."""
     request = context.request
-    now = request.now
+    page = pagerules.Page()
+    if request.shown:
+        page.show(request.shown, site.campaigns)
+    if site.roadblocks:
+        _place_roadblocks(site, wants, context, rng, page, decisions, notes)
+    tiers = [_tiers(want, context) for want in wants]
+    queue = [
+        (found[0].rank, index, 0)
+        for index, found in enumerate(tiers)
+        if found and decisions[wants[index][0]] is None
+    ]
+    heapq.heapify(queue)
+    with_history = bool(request.frequency)
+    ids = page.ids
+    while queue:
+        _, index, position = heapq.heappop(queue)
+        name, slot, _ = wants[index]
+        tier = tiers[index][position]
+        decision = None
+        if notes is None and not (tier.always_checked or (with_history and tier.capped)):
+            # The usual case, inline: one draw from the tier, kept if the page admits it
+            # (``_try_tier`` draws again otherwise, which keeps every chance exact).
+            pairs = tier.pairs
+            pair = pairs[0] if len(pairs) == 1 else _draw(pairs, tier.cumulative, rng)
+            campaign = pair[0]
+            if (campaign.id not in ids and not campaign.labels) or page.admits(campaign):
+                decision = _choose(slot, pair, request.now, rng)
+        if decision is None:
+            slot_notes = None if notes is None else notes.setdefault(name, {})
+            decision = _try_tier(slot, tier, context, rng, page, slot_notes, with_history)
+        if decision is not None:
+            decisions[name] = decision
+            campaign = decision.campaign
+            page.ids.add(campaign.id)
+            if campaign.labels:
+                page.take(campaign)
+        elif position + 1 < len(tiers[index]):
+            heapq.heappush(queue, (tiers[index][position + 1].rank, index, position + 1))
+
+
+def _tiers(want: _Want, context: ReaderContext) -> tuple[_TierInContext, ...]:
+    """The slot's tiers of campaigns in flight that the reader's context admits: from the
+    slot's memo for its own sizes, worked out afresh for sizes the page narrowed."""
+    _, slot, wanted = want
+    if wanted is not None:
+        return _in_context(slot, context, _fitting_tiers(slot.tiers, _sizes(want))).tiers
+    request = context.request
     # Only what some campaign of the slot targets tells one reader's context from another's.
     key = (
         request.path if slot.targets.paths else None,
@@ -334,27 +442,141 @@ def _decide_in_context(slot: SlotSpec, context: _Context, rng: random.Random) ->
         request.country if slot.targets.countries else None,
     )
     admitted = slot.seen.get(key)
-    if admitted is None or not admitted.opens <= now < admitted.closes:
-        admitted = _in_context(slot, context)
+    if admitted is None or not admitted.opens <= request.now < admitted.closes:
+        admitted = _in_context(slot, context, slot.fitting)
         if len(slot.seen) >= MEMO_LIMIT:
             slot.seen.clear()
         slot.seen[key] = admitted
-    with_history = bool(request.frequency)
-    for tier in admitted.tiers:
-        if tier.always_checked or (with_history and tier.capped):
-            eligible = [
-                pair
-                for pair in tier.pairs
-                if not pair[0].residual or _passes_residual(pair[0], context, rng)
-            ]
-            if eligible:
-                return _choose(slot, eligible, _running(c.weight for c, _ in eligible), now, rng)
+    return admitted.tiers
+
+
+def _try_tier(
+    slot: SlotSpec,
+    tier: _TierInContext,
+    context: ReaderContext,
+    rng: random.Random,
+    page: pagerules.Page | None,
+    notes: dict[int, str] | None,
+    with_history: bool,
+) -> Decision | None:
+    """A campaign of ``tier`` for ``slot``, or None when the checks left (days, hours, caps,
+    throttle, in that order) and then the page rules turn every one away."""
+    pairs: Sequence[Pair] = tier.pairs
+    cumulative: Sequence[int] | None = tier.cumulative
+    if notes is not None:
+        kept = []
+        for pair in pairs:
+            reason = _residual_reason(pair[0], context, rng) if pair[0].residual else None
+            if reason is None:
+                kept.append(pair)
+            else:
+                notes[pair[0].id] = reason
+        pairs = kept
+        cumulative = None
+    elif tier.always_checked or (with_history and tier.capped):
+        pairs = [
+            pair
+            for pair in pairs
+            if not pair[0].residual or _passes_residual(pair[0], context, rng)
+        ]
+        cumulative = None
+    now = context.request.now
+    if page is not None and not (
+        page.ids.isdisjoint(tier.ids) and (not page.labels or tier.labels.isdisjoint(page.labels))
+    ):
+        if cumulative is not None:
+            # Drawn from the whole tier and kept if the page admits it, else drawn again among
+            # those it admits: each admitted campaign's chance is its weight's share among them
+            # (p / (1 - q) either way), and the usual draw needs no new list.
+            pair = pairs[0] if len(pairs) == 1 else _draw(pairs, cumulative, rng)
+            if page.admits(pair[0]):
+                return _choose(slot, pair, now, rng)
+        kept = []
+        for pair in pairs:
+            if page.admits(pair[0]):
+                kept.append(pair)
+            elif notes is not None:
+                notes[pair[0].id] = "page_rule"
+        pairs = kept
+        cumulative = None
+    if not pairs:
+        return None
+    if len(pairs) == 1:
+        return _choose(slot, pairs[0], now, rng)
+    if cumulative is None:
+        cumulative = _running(c.weight for c, _ in pairs)
+    return _choose(slot, _draw(pairs, cumulative, rng), now, rng)
+
+
+def _place_roadblocks(
+    site: SiteSpec,
+    wants: list[_Want],
+    context: ReaderContext,
+    rng: random.Random,
+    page: pagerules.Page,
+    decisions: dict[str, Decision | None],
+    notes: dict[str, dict[int, str]] | None,
+) -> None:
+    """Roadblocks that can show on every slot of theirs the page asks for take all of them,
+    drawn by weight (one the page already shows first); the others get none."""
+    request = context.request
+    now = request.now
+    candidates: list[tuple[CampaignSpec, list[tuple[_Want, tuple[CreativeSpec, ...]]]]] = []
+    for campaign, names in site.roadblocks:
+        mine = [want for want in wants if want[0] in names]
+        if not mine or not campaign.opens <= now < campaign.closes:
+            continue
+        if campaign.targeting.constrained and not _targeted_here(campaign.targeting, context):
+            continue
+        reason = pagerules.roadblock_refusal(campaign, request.shown, page)
+        # One the page shows already is not throttled or capped again halfway down the page.
+        if reason is None and campaign.residual and campaign.id not in (request.shown or ()):
+            reason = _residual_reason(campaign, context, rng)
+        fitting: list[tuple[_Want, tuple[CreativeSpec, ...]]] = []
+        if reason is None:
+            for want in mine:
+                sizes = _sizes(want)
+                creatives = tuple(c for c in campaign.creatives if fits(c, sizes))
+                if not creatives:
+                    reason = "page_rule"
+                    break
+                fitting.append((want, creatives))
+        if reason is None:
+            candidates.append((campaign, fitting))
+        elif notes is not None:
+            for want in mine:
+                notes.setdefault(want[0], {})[campaign.id] = reason
+    while candidates:
+        shown = [c for c in candidates if request.shown and c[0].id in request.shown]
+        if shown:
+            pick = shown[0]
+        elif len(candidates) == 1:
+            pick = candidates[0]
         else:
-            return _choose(slot, tier.pairs, tier.cumulative, now, rng)
-    return None
+            pick = _draw(candidates, _running(c.weight for c, _ in candidates), rng)
+        campaign, placed = pick
+        for want, creatives in placed:
+            creative = _rotate(campaign, creatives, rng)
+            raw_id = raw_decision_id(now, rng.getrandbits(56))
+            decisions[want[0]] = Decision(raw_id, want[1], campaign, creative)
+        page.take(campaign)
+        taken = {want[0] for want, _ in placed}
+        rest = []
+        for other in candidates:
+            if other is pick:
+                continue
+            overlaps = any(want[0] in taken for want, _ in other[1])
+            if not overlaps and page.admits(other[0]):
+                rest.append(other)
+            elif notes is not None:
+                for want, _ in other[1]:
+                    notes.setdefault(want[0], {})[other[0].id] = (
+                        "lost_draw" if overlaps else "page_rule"
+                    )
+        candidates = rest
 
 
-def _in_context(slot: SlotSpec, context: _Context) -> _InContext:
+def _in_context(slot: SlotSpec, context: ReaderContext, fitting: tuple[Tier, ...]) -> _InContext:
     """Each tier's campaigns in flight whose targeting (but days and hours) admits the
     reader, and for how long that holds: until the next flight starts or ends."""
     now = context.request.now
@@ -362,7 +584,7 @@ def _in_context(slot: SlotSpec, context: _Context) -> _InContext:
     opens = slot.bounds[after - 1] if after else -math.inf
     closes = slot.bounds[after] if after < len(slot.bounds) else math.inf
     tiers = []
-    for tier in slot.fitting:
+    for tier in fitting:
         pairs = tuple(
             pair
             for pair in tier
@@ -373,49 +595,49 @@ def _in_context(slot: SlotSpec, context: _Context) -> _InContext:
             campaigns = [campaign for campaign, _ in pairs]
             tiers.append(
                 _TierInContext(
+                    TIER_RANK[campaigns[0].tier],
                     pairs,
                     _running(c.weight for c in campaigns),
                     any(c.throttle < 1.0 or c.targeting.timed for c in campaigns),
                     any(c.fc_count is not None for c in campaigns),
+                    frozenset(c.id for c in campaigns),
+                    frozenset(label for c in campaigns for label in c.labels),
                 )
             )
     return _InContext(opens, closes, tuple(tiers))
 
 
-def _choose(
-    slot: SlotSpec,
-    eligible: Sequence[Pair],
-    cumulative: Sequence[int],
-    now: float,
-    rng: random.Random,
-) -> Decision:
-    campaign, fitting = eligible[0] if len(eligible) == 1 else _draw(eligible, cumulative, rng)
+def _choose(slot: SlotSpec, pair: Pair, now: float, rng: random.Random) -> Decision:
+    campaign, fitting = pair
     creative = _rotate(campaign, fitting, rng)
     return Decision(raw_decision_id(now, rng.getrandbits(56)), slot, campaign, creative)
 
 
-def _allowed_sizes(slot_sizes: tuple[str, ...], asked: tuple[str, ...]) -> tuple[str, ...]:
+def allowed_sizes(slot_sizes: tuple[str, ...], asked: tuple[str, ...]) -> tuple[str, ...]:
     """The page may narrow a slot's sizes, never widen them."""
     if FLUID in slot_sizes:
         return asked
     return tuple(size for size in asked if size in slot_sizes)
 
 
-def _fits(creative: CreativeSpec, sizes: tuple[str, ...]) -> bool:
+def fits(creative: CreativeSpec, sizes: tuple[str, ...]) -> bool:
     return creative.size == FLUID or FLUID in sizes or creative.size in sizes
 
 
 def _fitting_tiers(
     tiers: tuple[tuple[CampaignSpec, ...], ...], sizes: tuple[str, ...]
 ) -> tuple[Tier, ...]:
-    """Each campaign with its creatives that fit ``sizes``; campaigns with none left out."""
+    """Each campaign with its creatives that fit ``sizes``; campaigns with none left out, and
+    roadblocks too (``_place_roadblocks`` places them over the whole page)."""
     if not sizes:
         return ()
     fitting = []
     for tier in tiers:
         pairs = []
         for campaign in tier:
-            creatives = tuple(c for c in campaign.creatives if _fits(c, sizes))
+            if campaign.roadblock:
+                continue
+            creatives = tuple(c for c in campaign.creatives if fits(c, sizes))
             if creatives:
                 pairs.append((campaign, creatives))
         if pairs:
@@ -423,24 +645,33 @@ def _fitting_tiers(
     return tuple(fitting)
 
 
-def _passes_gates(campaign: CampaignSpec, context: _Context, rng: random.Random) -> bool:
-    """Targeting, frequency cap and throttle, for a campaign within its flight."""
-    if campaign.targeting.constrained and not _targeted_here(campaign.targeting, context):
-        return False
-    return _passes_residual(campaign, context, rng)
-
-
-def _passes_residual(campaign: CampaignSpec, context: _Context, rng: random.Random) -> bool:
+def _passes_residual(campaign: CampaignSpec, context: ReaderContext, rng: random.Random) -> bool:
     """Day and hour targeting, frequency cap and throttle, in that order."""
     request = context.request
     if campaign.targeting.timed and not _targeted_now(campaign.targeting, context):
         return False
-    if campaign.fc_count is not None and request.frequency and _capped(campaign, request):
+    if campaign.fc_count is not None and request.frequency and capped(campaign, request):
         return False
     return campaign.throttle >= 1.0 or rng.random() < campaign.throttle
 
 
-def _targeted_here(targeting: Targeting, context: _Context) -> bool:
+def _residual_reason(
+    campaign: CampaignSpec, context: ReaderContext, rng: random.Random
+) -> str | None:
+    """``_passes_residual`` with the reason it fails (the same checks and random draws)."""
+    if campaign.targeting.timed:
+        reason = timing_reason(campaign.targeting, context)
+        if reason is not None:
+            return reason
+    request = context.request
+    if campaign.fc_count is not None and request.frequency and capped(campaign, request):
+        return "capped"
+    if campaign.throttle < 1.0 and rng.random() >= campaign.throttle:
+        return "paced"
+    return None
+
+
+def _targeted_here(targeting: Targeting, context: ReaderContext) -> bool:
     """Targeting by what the reader's context tells: every dimension must match; set lookups
     go before path patterns, which cost more."""
     request = context.request
@@ -457,14 +688,39 @@ def _targeted_here(targeting: Targeting, context: _Context) -> bool:
     return targeting.exclude_paths is None or not targeting.exclude_paths.match(request.path)
 
 
-def _targeted_now(targeting: Targeting, context: _Context) -> bool:
+def targeting_reason(targeting: Targeting, context: ReaderContext) -> str | None:
+    """The first targeting dimension the reader's context fails, as an explain code."""
+    if not _targeted_here(targeting, context):
+        request = context.request
+        if targeting.devices and request.device not in targeting.devices:
+            return "targeting_device"
+        if targeting.countries and request.country not in targeting.countries:
+            return "targeting_country"
+        if targeting.paths is not None and not targeting.paths.match(request.path):
+            return "targeting_path"
+        if targeting.exclude_paths is not None and targeting.exclude_paths.match(request.path):
+            return "targeting_path"
+        return "targeting_keyword"
+    return timing_reason(targeting, context) if targeting.timed else None
+
+
+def timing_reason(targeting: Targeting, context: ReaderContext) -> str | None:
+    """Day and hour targeting, by the site's local time, as an explain code."""
+    if targeting.days and context.local().weekday() not in targeting.days:
+        return "targeting_day"
+    if targeting.hours and context.local().hour not in targeting.hours:
+        return "targeting_hour"
+    return None
+
+
+def _targeted_now(targeting: Targeting, context: ReaderContext) -> bool:
     """Day and hour targeting, by the site's local time, worked out only when asked."""
     if targeting.days and context.local().weekday() not in targeting.days:
         return False
     return not targeting.hours or context.local().hour in targeting.hours
 
 
-def _capped(campaign: CampaignSpec, request: DecideRequest) -> bool:
+def capped(campaign: CampaignSpec, request: DecideRequest) -> bool:
     seen = request.frequency.get(campaign.id)
     if not seen:
         return False

@@ -80,11 +80,15 @@ def build_snapshot(
         creatives[spec.id] = spec
         by_campaign[spec.campaign_id].append(spec)
     assignments: dict[int, list[int]] = defaultdict(list)
+    undeliverable = _undeliverable(connection, campaigns, by_campaign)
+    dropped: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
     for slot_id, campaign_id in connection.execute(
         select(table(CampaignSlot).c.slot_id, table(CampaignSlot).c.campaign_id)
     ).all():
         if campaign_id in campaigns and by_campaign.get(campaign_id):
             assignments[slot_id].append(campaign_id)
+        elif campaign_id in undeliverable:
+            dropped[slot_id].append(undeliverable[campaign_id])
 
     slots_by_site: dict[int, list[Any]] = defaultdict(list)
     for slot in slots:
@@ -101,6 +105,8 @@ def build_snapshot(
                     campaign = campaigns[campaign_id]
                     throttle = pacing.throttle(campaign, delivery.get(campaign_id), now, zone)
                     if throttle <= 0:
+                        reason = pacing.stop_reason(campaign, delivery.get(campaign_id), now, zone)
+                        dropped[slot.id].append((campaign_id, campaign.name, reason))
                         continue
                     per_site[campaign_id] = _campaign_spec(
                         campaign,
@@ -116,6 +122,7 @@ def build_snapshot(
                 sizes=tuple(slot.sizes),
                 tiers=_group_by_tier(specs),
                 fallback_html=slot.fallback_html,
+                dropped=tuple(dropped[slot.id]),
             )
         site_specs[site.key] = SiteSpec(
             id=site.id,
@@ -131,6 +138,38 @@ def build_snapshot(
         creatives=creatives,
         sites_by_id={site.id: site for site in site_specs.values()},
     )
+
+
+#: Campaign statuses as explain's reason codes; any other status reads as paused.
+STATUS_REASONS = {"archived": "archived", "pending": "pending_approval", "ended": "ended"}
+
+
+def _undeliverable(
+    connection: Connection, active: dict[int, Any], creatives: dict[int, list[CreativeSpec]]
+) -> dict[int, tuple[int, str, str]]:
+    """Campaigns that cannot deliver at all, with the reason code ``explain`` gives for them:
+    their status, or (active ones) creatives only awaiting approval or none at all."""
+    campaign, creative = table(Campaign), table(Creative)
+    found: dict[int, tuple[int, str, str]] = {}
+    for row in connection.execute(
+        select(campaign.c.id, campaign.c.name, campaign.c.status).where(
+            campaign.c.status != "active"
+        )
+    ):
+        found[row.id] = (row.id, row.name, STATUS_REASONS.get(row.status, "paused"))
+    silent = [cid for cid in active if not creatives.get(cid)]
+    if silent:
+        pending = set(
+            connection.execute(
+                select(creative.c.campaign_id)
+                .where(creative.c.campaign_id.in_(silent), creative.c.status == "pending")
+                .distinct()
+            ).scalars()
+        )
+        for cid in silent:
+            reason = "pending_approval" if cid in pending else "no_fitting_creative"
+            found[cid] = (cid, active[cid].name, reason)
+    return found
 
 
 def _creative_performance(
@@ -205,6 +244,9 @@ def _campaign_spec(
         fc_count=campaign.fc_count,
         fc_per=campaign.fc_per,
         throttle=throttle,
+        name=campaign.name,
+        labels=frozenset(str(label).lower() for label in campaign.labels or ()),
+        roadblock=bool(campaign.roadblock) and campaign.tier == "sponsorship",
     )
 
 

@@ -59,6 +59,17 @@ def throttle(campaign: Any, delivery: Any | None, now: float, zone: ZoneInfo) ->
     return max(MIN_THROTTLE, ahead * ahead * ahead * ahead)
 
 
+def stop_reason(campaign: Any, delivery: Any | None, now: float, zone: ZoneInfo) -> str:
+    """Why ``throttle`` gave 0.0, as explain's reason code."""
+    if (
+        delivery is not None
+        and campaign.budget_micros is not None
+        and delivery.spend_nanos >= campaign.budget_micros * 1000
+    ):
+        return "budget_spent"
+    return "goal_reached"
+
+
 def _goal_figure(kind: str | None, impressions: int, clicks: int) -> int:
     return clicks if kind == "clicks" else impressions
 

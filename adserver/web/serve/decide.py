@@ -10,8 +10,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from adserver.accounts.principal import bearer_token
 from adserver.delivery import render
 from adserver.delivery.decide import DecideRequest, Decision, SiteSpec, UnknownSite, decide
+from adserver.delivery.explain import explain
+from adserver.services.tokens import principal_for_token
 from adserver.tracking import traffic
 from adserver.tracking.counters import Served
 from adserver.tracking.tokens import DECISION_CHARS, TokenSigner
@@ -44,10 +47,10 @@ async def decide_endpoint(request: Request) -> Response:
     now = time.time()
     headers = read_headers(request, _DECIDE_HEADERS)
     user_agent = headers.get(b"user-agent", b"").decode("latin-1")
+    explaining = params.explain and await _is_admin(request)
+    engine_request = decide_request(request, params, now, user_agent)
     try:
-        result = decide(
-            svc.inventory.current, decide_request(request, params, now, user_agent), svc.rng
-        )
+        result = decide(svc.inventory.current, engine_request, svc.rng, explain=explaining)
     except UnknownSite:
         return error(404, f"unknown site {params.site!r}", OPEN_CORS)
     site = result.site
@@ -69,6 +72,8 @@ async def decide_endpoint(request: Request) -> Response:
     answer: dict[str, Any] = {"site": site.key, "decisions": decisions}
     if result.errors:
         answer["errors"] = result.errors
+    if explaining:
+        answer["explain"] = explain(result, engine_request)
     return ReadyJSON(orjson.dumps(answer), [*cors, NO_STORE_RAW])
 
 
@@ -86,6 +91,15 @@ def decision_json(signer: TokenSigner, site: SiteSpec, decision: Decision, issue
     return render.fill(decision.creative.answer, token[:DECISION_CHARS], token)
 
 
+async def _is_admin(request: Request) -> bool:
+    """True for an admin's bearer token: only an admin learns why a page got what it got."""
+    token = bearer_token(request.headers)
+    if token is None:
+        return False
+    principal = await runtime(request).run_db(lambda c: principal_for_token(c, token))
+    return principal is not None and principal.is_admin
+
+
 def decide_request(
     request: Request, params: DecideParams, now: float, user_agent: str
 ) -> DecideRequest:
@@ -99,6 +113,7 @@ def decide_request(
         device=traffic.device_class(user_agent),
         country=traffic.country(client_host(request)),
         frequency=params.frequency,
+        shown=params.shown,
     )
 
 

@@ -20,6 +20,7 @@ from adserver.delivery.decide import FLUID, SlotRequest
 MAX_SLOTS = 50
 MAX_FC_CAMPAIGNS = 200
 MAX_FC_TIMES = 100
+MAX_SHOWN = 50
 SIZE = re.compile(r"^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
@@ -35,6 +36,10 @@ class DecideParams:
     path: str = "/"
     keywords: frozenset[str] = frozenset()
     frequency: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
+    #: Campaigns the page view already shows (a lazy batch); None for its first request.
+    shown: frozenset[int] | None = None
+    #: Asked for the reasons behind the decision (honoured for an admin token only).
+    explain: bool = False
 
 
 def parse_query(query_string: bytes) -> dict[str, str]:
@@ -90,6 +95,8 @@ def parse_decide(
         path=_path(raw.get("url")),
         keywords=_keywords(raw.get("keywords")),
         frequency=_frequency(raw.get("fc")),
+        shown=_shown(raw.get("shown")),
+        explain=raw.get("explain") in ("1", "true", 1, True),
     )
 
 
@@ -181,6 +188,19 @@ def _keywords(value: Any) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadRequest("'keywords' must be a comma list or a list of strings")
     return frozenset(v.strip().lower() for v in value[:100] if v.strip())
+
+
+def _shown(value: Any) -> frozenset[int] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or len(value) > MAX_SHOWN:
+        raise BadRequest(f"'shown' must be a comma list of at most {MAX_SHOWN} campaign ids")
+    try:
+        return frozenset(int(v) for v in value if not isinstance(v, bool | float))
+    except (TypeError, ValueError):
+        raise BadRequest("'shown' must list campaign ids (whole numbers)") from None
 
 
 def _frequency(value: Any) -> dict[int, tuple[float, ...]]:
