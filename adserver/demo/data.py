@@ -7,19 +7,27 @@ passwords: a demo database is for trying adserver out, not for the internet.
 
 from __future__ import annotations
 
+import base64
 import io
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html import escape
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from argon2 import PasswordHasher
 from PIL import Image, ImageDraw, ImageFont
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import Connection, Engine, insert, select
 
-from adserver.core.db import bump_inventory_version
-from adserver.core.models import Advertiser, Campaign, CampaignSlot, Creative, Site, Slot, User
+from adserver.core.models import Site, User, table
+from adserver.services import advertisers, campaigns, creatives, sites, slots
+from adserver.services.advertisers import AdvertiserCreate
+from adserver.services.campaigns import CampaignCreate
+from adserver.services.common import SYSTEM
+from adserver.services.creatives import CreativeCreate
+from adserver.services.errors import Conflict
+from adserver.services.sites import SiteCreate
+from adserver.services.slots import SlotCreate
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
@@ -101,221 +109,200 @@ def add_demo_data(
     """Add the demo site when the database has no site at all; None (and no change) otherwise.
 
     ``now`` is an aware datetime (default: the current time); campaigns start the day before.
-    ``hasher`` hashes the demo passwords (default: argon2's recommended parameters).
+    ``hasher`` hashes the demo passwords (default: argon2's recommended parameters). Everything
+    is created through the service layer, as the API and the pages create it, in one
+    transaction.
     """
     base_url = base_url.rstrip("/")
     zone = ZoneInfo(TIMEZONE)
-    local_now = (now or datetime.now(zone)).astimezone(zone).replace(tzinfo=None)
+    moment = now or datetime.now(UTC)
+    local_now = moment.astimezone(zone).replace(tzinfo=None)
     starts = local_now.replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
-    with Session(engine) as session:
-        if session.exec(select(Site.id)).first() is not None:
+    with engine.connect() as connection:
+        if connection.execute(select(table(Site).c.id).limit(1)).first() is not None:
             return None
-        # Hash before the first write: SQLite holds its write lock until the commit.
-        logins = _new_logins(session)
-        hashes = [(hasher or PasswordHasher()).hash(login.password) for login in logins]
-        slots = _add_site(session)
-        tearoom_id = _add_campaigns(session, slots=slots, base_url=base_url, starts=starts)
+        logins = _new_logins(connection)
+    # Hash before the first write: SQLite holds its write lock until the commit.
+    hashes = [(hasher or PasswordHasher()).hash(login.password) for login in logins]
+    with engine.begin() as connection:
+        demo = _Demo(connection, base_url=base_url, now=moment.astimezone(UTC))
+        slot_ids = demo.site()
+        tearoom_id = demo.campaigns(slot_ids=slot_ids, starts=starts)
         for login, password_hash in zip(logins, hashes, strict=True):
             advertiser_id = tearoom_id if login.role == "advertiser" else None
-            session.add(
-                User(
+            connection.execute(
+                insert(table(User)).values(
                     email=login.email,
                     role=login.role,
                     advertiser_id=advertiser_id,
                     password_hash=password_hash,
+                    active=True,
+                    created_at=moment,
+                    updated_at=moment,
                 )
             )
-        bump_inventory_version(session.connection())
-        session.commit()
     return DemoInfo(site_key=SITE_KEY, page_url=f"{base_url}/demo/", logins=logins)
 
 
-def _add_site(session: Session) -> dict[str, int]:
-    """The demo site and its slots; returns slot ids by name."""
-    site = Site(
-        key=SITE_KEY,
-        name=SITE_NAME,
-        domains=["localhost", "127.0.0.1"],
-        timezone=TIMEZONE,
-        currency="USD",
-    )
-    session.add(site)
-    session.flush()
-    assert site.id is not None
-    slots = [Slot(site_id=site.id, name=name, sizes=sizes) for name, sizes in SLOTS.items()]
-    session.add_all(slots)
-    session.flush()
-    return {slot.name: _id(slot.id) for slot in slots}
+class _Demo:
+    """Creates the demo's entities through the service layer, as the system."""
 
+    def __init__(self, connection: Connection, *, base_url: str, now: datetime) -> None:
+        self.connection = connection
+        self.base_url = base_url
+        self.now = now
 
-def _add_campaigns(
-    session: Session, *, slots: dict[str, int], base_url: str, starts: datetime
-) -> int:
-    """A sponsorship, a standard CPM and a house campaign; returns the tearoom's advertiser id."""
-    bikes = _add_advertiser(session, HARBOURSIDE, email="shop@harbourside-bikes.example")
-    sponsorship = _add_campaign(
-        session,
-        advertiser_id=bikes,
-        slot_ids=[slots["top-of-post"]],
-        campaign=Campaign(
-            advertiser_id=bikes,
+    def site(self) -> dict[str, int]:
+        """The demo site and its slots; returns slot ids by name."""
+        site = SiteCreate(
+            key=SITE_KEY,
+            name=SITE_NAME,
+            domains=["localhost", "127.0.0.1"],
+            timezone=TIMEZONE,
+            currency="USD",
+        )
+        sites.create_site(self.connection, data=site, actor=SYSTEM, now=self.now)
+        created = [
+            slots.create_slot(
+                self.connection,
+                data=SlotCreate(site=SITE_KEY, name=name, sizes=sizes),
+                actor=SYSTEM,
+                now=self.now,
+            )
+            for name, sizes in SLOTS.items()
+        ]
+        return {slot.name: slot.id for slot in created}
+
+    def advertiser(self, advertiser: DemoAdvertiser, *, email: str) -> int:
+        """The advertiser, named "... (demo)" when its name is taken already."""
+        name = advertiser.name
+        while True:
+            try:
+                return advertisers.create_advertiser(
+                    self.connection,
+                    data=AdvertiserCreate(name=name, email=email),
+                    actor=SYSTEM,
+                    now=self.now,
+                ).id
+            except Conflict:
+                name += " (demo)"
+
+    def campaign(self, **fields: Any) -> int:
+        data = CampaignCreate.model_validate(fields)
+        return campaigns.create_campaign(self.connection, data=data, actor=SYSTEM, now=self.now).id
+
+    def creative(self, campaign_id: int, **fields: Any) -> None:
+        data = CreativeCreate.model_validate({"campaign": campaign_id, **fields})
+        creatives.create_creative(
+            self.connection, data=data, actor=SYSTEM, now=self.now, base_url=self.base_url
+        )
+
+    def campaigns(self, *, slot_ids: dict[str, int], starts: datetime) -> int:
+        """A sponsorship, a standard CPM and a house campaign; returns the tearoom's
+        advertiser id."""
+        bikes = self.advertiser(HARBOURSIDE, email="shop@harbourside-bikes.example")
+        sponsorship = self.campaign(
+            advertiser=bikes,
             name="Spring sponsorship: top of every post",
             status="active",
             tier="sponsorship",
             pricing="flat",
-            price_micros=40_000_000,
-            starts_at=starts,
-            ends_at=starts + timedelta(days=31),
+            price="40",
+            starts_at=starts.isoformat(),
+            ends_at=(starts + timedelta(days=31)).isoformat(),
             pacing="asap",
-            fc_count=3,
-            fc_per="hour",
-        ),
-    )
-    _add_creatives(
-        session,
-        campaign_id=sponsorship,
-        creatives=[
-            _image(HARBOURSIDE, 728, 90, base_url=base_url),
-        ],
-    )
+            frequency_cap={"count": 3, "per": "hour"},
+            slots=[slot_ids["top-of-post"]],
+        )
+        self.creative(sponsorship, **self.image(HARBOURSIDE, 728, 90))
 
-    tearoom = _add_advertiser(session, COPPER_KETTLE, email="hello@copperkettle.example")
-    standard = _add_campaign(
-        session,
-        advertiser_id=tearoom,
-        slot_ids=[slots["top-of-post"], slots["below-post"]],
-        campaign=Campaign(
-            advertiser_id=tearoom,
+        tearoom = self.advertiser(COPPER_KETTLE, email="hello@copperkettle.example")
+        standard = self.campaign(
+            advertiser=tearoom,
             name="Breakfast by the river",
             status="active",
             tier="standard",
             pricing="cpm",
-            price_micros=3_500_000,
-            starts_at=starts,
-            ends_at=starts + timedelta(days=61),
-            goal_kind="impressions",
-            goal_total=100_000,
-            budget_micros=350_000_000,
+            price="3.50",
+            starts_at=starts.isoformat(),
+            ends_at=(starts + timedelta(days=61)).isoformat(),
+            goal={"kind": "impressions", "total": 100_000},
+            budget="350",
             pacing="even",
             rotation="even",
-        ),
-    )
-    _add_creatives(
-        session,
-        campaign_id=standard,
-        creatives=[
-            _image(COPPER_KETTLE, 728, 90, base_url=base_url),
-            _image(COPPER_KETTLE, 300, 250, base_url=base_url),
-            Creative(
-                campaign_id=0,
-                name="Tearoom text ad",
-                kind="text",
-                click_url=_landing(base_url, COPPER_KETTLE),
-                title="The Copper Kettle Tearoom",
-                body="Bacon rolls, bottomless tea and a window on the river. Dogs welcome.",
-                cta="See the menu",
-            ),
-        ],
-    )
+            slots=[slot_ids["top-of-post"], slot_ids["below-post"]],
+        )
+        self.creative(standard, **self.image(COPPER_KETTLE, 728, 90))
+        self.creative(standard, **self.image(COPPER_KETTLE, 300, 250))
+        self.creative(
+            standard,
+            name="Tearoom text ad",
+            kind="text",
+            click_url=_landing(self.base_url, COPPER_KETTLE),
+            title="The Copper Kettle Tearoom",
+            body="Bacon rolls, bottomless tea and a window on the river. Dogs welcome.",
+            cta="See the menu",
+        )
 
-    supporters = _add_advertiser(session, COURIER, email="supporters@millbrook-courier.example")
-    house = _add_campaign(
-        session,
-        advertiser_id=supporters,
-        slot_ids=list(slots.values()),
-        campaign=Campaign(
-            advertiser_id=supporters,
+        supporters = self.advertiser(COURIER, email="supporters@millbrook-courier.example")
+        house = self.campaign(
+            advertiser=supporters,
             name="Become a supporter (house)",
             status="active",
             tier="house",
             pricing="house",
-            starts_at=starts,
-        ),
-    )
-    _add_creatives(
-        session,
-        campaign_id=house,
-        creatives=[
-            _html(COURIER, 300, 250, base_url=base_url),
-            _html(COURIER, 728, 90, base_url=base_url),
-        ],
-    )
-    return tearoom
+            starts_at=starts.isoformat(),
+            slots=list(slot_ids.values()),
+        )
+        self.creative(house, **self.html(COURIER, 300, 250))
+        self.creative(house, **self.html(COURIER, 728, 90))
+        return tearoom
+
+    def image(self, advertiser: DemoAdvertiser, width: int, height: int) -> dict[str, Any]:
+        return {
+            "name": f"{advertiser.name} {width}x{height}",
+            "kind": "image",
+            "width": width,
+            "height": height,
+            "click_url": _landing(self.base_url, advertiser),
+            "image": base64.b64encode(banner_png(advertiser, width, height)).decode(),
+        }
+
+    def html(self, advertiser: DemoAdvertiser, width: int, height: int) -> dict[str, Any]:
+        """An HTML creative: the tag shows it in a sandboxed iframe, never in the page."""
+        background, colour = advertiser.colours
+        html = (
+            "<style>a{display:flex;flex-direction:column;justify-content:center;gap:8px;"
+            f"box-sizing:border-box;width:{width}px;height:{height}px;padding:12px;"
+            f"background:{background};color:{colour};font:16px/1.3 Georgia,serif;"
+            "text-decoration:none;text-align:center}"
+            "b{font-size:1.35em}span{animation:p 2s ease-in-out infinite alternate}"
+            "@keyframes p{to{opacity:.55}}</style>"
+            f'<a href="%%CLICK_URL%%" target="_blank" rel="sponsored noopener">'
+            f"<b>{escape(advertiser.name)}</b><span>{escape(advertiser.tagline)}</span></a>"
+        )
+        return {
+            "name": f"{advertiser.name} {width}x{height} (HTML)",
+            "kind": "html",
+            "width": width,
+            "height": height,
+            "click_url": _landing(self.base_url, advertiser),
+            "html": html,
+        }
 
 
-def _add_advertiser(session: Session, advertiser: DemoAdvertiser, *, email: str) -> int:
-    name = advertiser.name
-    while session.exec(select(Advertiser.id).where(Advertiser.name == name)).first() is not None:
-        name += " (demo)"
-    row = Advertiser(name=name, email=email)
-    session.add(row)
-    session.flush()
-    return _id(row.id)
-
-
-def _add_campaign(
-    session: Session, *, advertiser_id: int, slot_ids: list[int], campaign: Campaign
-) -> int:
-    session.add(campaign)
-    session.flush()
-    campaign_id = _id(campaign.id)
-    session.add_all(CampaignSlot(campaign_id=campaign_id, slot_id=s) for s in slot_ids)
-    return campaign_id
-
-
-def _add_creatives(session: Session, *, campaign_id: int, creatives: list[Creative]) -> None:
-    for creative in creatives:
-        creative.campaign_id = campaign_id
-        session.add(creative)
-    session.flush()
-
-
-def _new_logins(session: Session) -> tuple[DemoLogin, ...]:
+def _new_logins(connection: Connection) -> tuple[DemoLogin, ...]:
     """The demo logins whose e-mail has no user yet (an existing user is left as it is)."""
     emails = [login.email for login in DEMO_LOGINS]
-    taken = set(session.exec(select(User.email).where(col(User.email).in_(emails))))
+    users = table(User)
+    taken = set(
+        connection.execute(select(users.c.email).where(users.c.email.in_(emails))).scalars()
+    )
     return tuple(login for login in DEMO_LOGINS if login.email not in taken)
 
 
 def _landing(base_url: str, advertiser: DemoAdvertiser) -> str:
     return f"{base_url}/demo/landing?ad={advertiser.slug}"
-
-
-def _image(advertiser: DemoAdvertiser, width: int, height: int, *, base_url: str) -> Creative:
-    return Creative(
-        campaign_id=0,
-        name=f"{advertiser.name} {width}x{height}",
-        kind="image",
-        width=width,
-        height=height,
-        click_url=_landing(base_url, advertiser),
-        image=banner_png(advertiser, width, height),
-        image_type="image/png",
-    )
-
-
-def _html(advertiser: DemoAdvertiser, width: int, height: int, *, base_url: str) -> Creative:
-    """An HTML creative: the tag shows it in a sandboxed iframe, never in the page."""
-    background, colour = advertiser.colours
-    html = (
-        "<style>a{display:flex;flex-direction:column;justify-content:center;gap:8px;"
-        f"box-sizing:border-box;width:{width}px;height:{height}px;padding:12px;"
-        f"background:{background};color:{colour};font:16px/1.3 Georgia,serif;"
-        "text-decoration:none;text-align:center}"
-        "b{font-size:1.35em}span{animation:p 2s ease-in-out infinite alternate}"
-        "@keyframes p{to{opacity:.55}}</style>"
-        f'<a href="%%CLICK_URL%%" target="_blank" rel="sponsored noopener">'
-        f"<b>{escape(advertiser.name)}</b><span>{escape(advertiser.tagline)}</span></a>"
-    )
-    return Creative(
-        campaign_id=0,
-        name=f"{advertiser.name} {width}x{height} (HTML)",
-        kind="html",
-        width=width,
-        height=height,
-        click_url=_landing(base_url, advertiser),
-        html=html,
-    )
 
 
 def banner_png(advertiser: DemoAdvertiser, width: int, height: int) -> bytes:
@@ -372,8 +359,3 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, width: float) -> str
         else:
             lines.append(word)
     return "\n".join(lines)
-
-
-def _id(value: int | None) -> int:
-    assert value is not None
-    return value
