@@ -7,13 +7,22 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from PIL import Image
+from sqlalchemy import Connection, Engine
 
 from adserver.core.db import make_engine
+from adserver.services import advertisers, campaigns, creatives, sites, slots
+from adserver.services.advertisers import AdvertiserCreate, AdvertiserPublic
+from adserver.services.campaigns import CampaignCreate, CampaignPublic
+from adserver.services.common import SYSTEM
+from adserver.services.creatives import CreativeCreate, CreativePublic
+from adserver.services.sites import SiteCreate, SitePublic
+from adserver.services.slots import SlotCreate, SlotPublic
 from adserver.services.tokens import create_api_token
 from tests.conftest import LiveServer
 
@@ -53,8 +62,6 @@ def created(response: httpx.Response) -> dict[str, Any]:
 
 def png(width: int, height: int, colour: str = "red") -> bytes:
     """A real PNG of that size."""
-    from PIL import Image
-
     out = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(out, "PNG")
     return out.getvalue()
@@ -124,3 +131,60 @@ def served(server: LiveServer, site: str = "news", slot: str = "top") -> Any:
         return None
     assert answer.status_code == 200, answer.text
     return answer.json()["decisions"][slot]
+
+
+# Factories on a connection, through the service layer (the caller owns the transaction).
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+def make_site(connection: Connection, **overrides: Any) -> SitePublic:
+    fields = {"key": "news", "name": "News", "domains": ["localhost", "127.0.0.1"], **overrides}
+    return sites.create_site(
+        connection, data=SiteCreate.model_validate(fields), actor=SYSTEM, now=NOW
+    )
+
+
+def make_slot(connection: Connection, **overrides: Any) -> SlotPublic:
+    fields = {"site": "news", "name": "top", "sizes": ["728x90"], **overrides}
+    return slots.create_slot(
+        connection, data=SlotCreate.model_validate(fields), actor=SYSTEM, now=NOW
+    )
+
+
+def make_advertiser(connection: Connection, **overrides: Any) -> AdvertiserPublic:
+    fields = {"name": "Acme", "email": "ads@acme.example", **overrides}
+    return advertisers.create_advertiser(
+        connection, data=AdvertiserCreate.model_validate(fields), actor=SYSTEM, now=NOW
+    )
+
+
+def make_campaign(connection: Connection, **overrides: Any) -> CampaignPublic:
+    """An active campaign starting in the past; ``advertiser`` defaults to a new one."""
+    if "advertiser" not in overrides:
+        overrides["advertiser"] = make_advertiser(connection).id
+    fields = {"name": "Launch", "status": "active", "starts_at": "2020-01-01T00:00:00"}
+    return campaigns.create_campaign(
+        connection,
+        data=CampaignCreate.model_validate({**fields, **overrides}),
+        actor=SYSTEM,
+        now=NOW,
+    )
+
+
+def make_creative(connection: Connection, *, campaign: int, **overrides: Any) -> CreativePublic:
+    """A 728x90 image creative unless ``overrides`` say otherwise."""
+    fields: dict[str, Any] = {
+        "campaign": campaign,
+        "name": "Banner",
+        "kind": "image",
+        "width": 728,
+        "height": 90,
+        "click_url": "https://acme.example/launch",
+        **overrides,
+    }
+    if fields["kind"] == "image" and "image" not in fields:
+        fields["image"] = b64(png(fields["width"], fields["height"]))
+    return creatives.create_creative(
+        connection, data=CreativeCreate.model_validate(fields), actor=SYSTEM, now=NOW
+    )
