@@ -26,7 +26,7 @@ from adserver.jobs.scheduler import JobScheduler
 from adserver.runtime import Runtime
 from adserver.web import api, ops, serve
 from adserver.web.guard import RequestGuard
-from adserver.web.pages import admin, auth, dashboard, demo, errors, share
+from adserver.web.pages import admin, auth, dashboard, demo, errors, overview, share
 from adserver.web.security import PageGuard
 from adserver.web.serve.fastlane import endpoint_for
 
@@ -127,6 +127,7 @@ def create_app(settings: Settings) -> AdServer:
             *share.routes,
             *admin.routes,
             *dashboard.routes,
+            *overview.routes,
             *(demo.routes if settings.demo else []),
             Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
         ],

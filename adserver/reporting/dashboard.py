@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
 
-from adserver.core.clock import UTC_ZONE
+from adserver.core.clock import UTC_ZONE, flight_instant
 from adserver.core.models import Advertiser, Campaign, CampaignSlot, Creative, Site, Slot, table
 from adserver.delivery.render import asset_url
 from adserver.reporting import charts
@@ -483,9 +483,8 @@ def pace_of(campaign: Any, delivered: Figures, now: datetime, zone: ZoneInfo) ->
     count = delivered.counts["clicks" if kind == "clicks" else "impressions"]
     expected: int | None = None
     pace: Decimal | None = None
-    if campaign.starts_at is not None and campaign.ends_at is not None:
-        start = campaign.starts_at.replace(tzinfo=zone).timestamp()
-        end = campaign.ends_at.replace(tzinfo=zone).timestamp()
+    start, end = flight(campaign, zone)
+    if start is not None and end is not None:
         at = now.timestamp()
         if end > start and at > start:
             elapsed = min(1.0, (at - start) / (end - start))
@@ -495,11 +494,19 @@ def pace_of(campaign: Any, delivered: Figures, now: datetime, zone: ZoneInfo) ->
     return Pace(campaign.goal_total, kind, count, expected, pace, days_left)
 
 
+def flight(campaign: Any, zone: ZoneInfo) -> tuple[float | None, float | None]:
+    """A campaign's start and end as UNIX times on a site in ``zone``."""
+    return (
+        flight_instant(campaign.starts_at, campaign.starts_offset, zone),
+        flight_instant(campaign.ends_at, campaign.ends_offset, zone),
+    )
+
+
 def _days_left(campaign: Any, now: datetime, zone: ZoneInfo) -> int | None:
-    if campaign.ends_at is None:
+    end = flight(campaign, zone)[1]
+    if end is None:
         return None
-    left = campaign.ends_at.replace(tzinfo=zone) - now.astimezone(zone)
-    return max(0, -(-int(left.total_seconds()) // 86400))
+    return max(0, -(-int(end - now.timestamp()) // 86400))
 
 
 def _campaign_table(
