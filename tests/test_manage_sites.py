@@ -32,6 +32,7 @@ def test_a_site_is_created_read_changed_listed_and_deleted(admin: httpx.Client) 
     read = admin.get("/v1/manage/sites/news")
     assert read.json() == site
     assert read.headers["etag"] == '"v1"'
+    assert admin.head("/v1/manage/sites/news").headers["etag"] == '"v1"'  # curl -I, as documented
 
     changed = admin.patch("/v1/manage/sites/news", json={"name": "The News", "domains": []})
     assert changed.status_code == 200, changed.text
