@@ -103,3 +103,12 @@ class Runtime:
                 return work(connection)
 
         return await asyncio.to_thread(run)
+
+    async def run_tx(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one committed transaction in a worker thread."""
+
+        def run() -> T:
+            with self.engine.begin() as connection:
+                return work(connection)
+
+        return await asyncio.to_thread(run)

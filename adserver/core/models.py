@@ -186,6 +186,8 @@ class User(SQLModel, table=True):
     #: A disabled user cannot sign in, and its open sessions end at once.
     active: bool = True
     created_at: datetime = _utc_column()
+    #: Bumped by every write; the management API's ETag, checked against If-Match.
+    version: int = 1
     updated_at: datetime = _utc_column()
 
 
@@ -202,6 +204,9 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     #: Written at most once a minute per token, so a busy script costs no write per request.
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: Bumped by every write; the management API's ETag, checked against If-Match.
+    version: int = 1
+    updated_at: datetime = _utc_column()
 
 
 class UserSession(SQLModel, table=True):

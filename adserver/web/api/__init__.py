@@ -15,6 +15,8 @@ from adserver.web.api import (
     sites,
     slots,
     stats,
+    tokens,
+    users,
 )
 from adserver.web.api.registry import Operation, routes_of
 
@@ -27,6 +29,8 @@ operations: list[Operation] = [
     *changes.operations,
     *share_links.operations,
     *reports.operations,
+    *users.operations,
+    *tokens.operations,
 ]
 
 routes = [*stats.routes, *routes_of(operations), *reports.routes]

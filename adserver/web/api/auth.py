@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adserver.accounts.principal import Principal, bearer_token
+from adserver.core.models import utcnow
 from adserver.services.tokens import principal_for_token
 from adserver.web.common import error, runtime
 
@@ -20,7 +21,7 @@ async def authenticate(request: Request) -> Principal | Response:
         return error(
             401, "this API needs an 'Authorization: Bearer TOKEN' header", headers=CHALLENGE
         )
-    principal = await runtime(request).run_db(lambda c: principal_for_token(c, token))
+    principal = await runtime(request).run_tx(lambda c: principal_for_token(c, token, now=utcnow()))
     if principal is None:
         return error(401, "the bearer token is not valid", headers=CHALLENGE)
     return principal

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import Connection
@@ -47,8 +46,6 @@ from adserver.web.security import (
     csrf_key,
 )
 
-T = TypeVar("T")
-
 ROLES = ("admin", "advertiser")
 _USER = "signed_in_user"
 
@@ -67,17 +64,6 @@ async def login_required(request: Request, exc: Exception) -> Response:
     return RedirectResponse(exc.headers["Location"] if exc.headers else "/login", 303)
 
 
-async def in_transaction(request: Request, work: Callable[[Connection], T]) -> T:
-    """Run ``work`` in one committed transaction, in a worker thread."""
-    engine = runtime(request).engine
-
-    def run() -> T:
-        with engine.begin() as connection:
-            return work(connection)
-
-    return await asyncio.to_thread(run)
-
-
 def session_policy(request: Request) -> SessionPolicy:
     return SessionPolicy()
 
@@ -92,8 +78,8 @@ async def current_user(request: Request) -> SignedInUser | None:
     user = None
     if key is not None:
         policy = session_policy(request)
-        user = await in_transaction(
-            request, lambda c: session_user(c, key=key, now=utcnow(), policy=policy)
+        user = await runtime(request).run_tx(
+            lambda c: session_user(c, key=key, now=utcnow(), policy=policy)
         )
     state[_USER] = user
     return user
@@ -199,7 +185,7 @@ async def login_submit(request: Request) -> Response:
             end_session(connection, key=old_key)
         return attempt_login(connection, email=email, password=password, address=address, now=now)
 
-    outcome = await in_transaction(request, work)
+    outcome = await runtime(request).run_tx(work)
     if outcome.delay:
         await asyncio.sleep(outcome.delay)  # the per-account slow-down, never a lock-out
     if outcome.user is None:
@@ -239,7 +225,7 @@ async def logout_page(request: Request) -> Response:
 async def logout_submit(request: Request) -> Response:
     key = cookie(request.scope, SESSION_COOKIE)
     if key is not None:
-        await in_transaction(request, lambda c: end_session(c, key=key))
+        await runtime(request).run_tx(lambda c: end_session(c, key=key))
     response = RedirectResponse("/login", 303)
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax", secure=_secure(request))
     return response
