@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from adserver.config import Settings, SettingsError
 from adserver.core.db import make_engine, migrate, schema_state
 from adserver.core.enums import ROLES
-from adserver.core.models import Advertiser, User, table
+from adserver.core.models import Advertiser, table
 from adserver.launcher import DEFAULT_SERVER, SERVERS
 from adserver.services.tokens import create_api_token
 
@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     token_create.add_argument("name")
     token_create.add_argument("--advertiser", help="limit the token to this advertiser's stats")
     token_create.set_defaults(handler=cmd_token_create)
+    token.add_parser("list", help="list tokens (never their secrets)").set_defaults(
+        handler=cmd_token_list
+    )
+    token_revoke = token.add_parser("revoke", help="revoke a token, at once in every process")
+    token_revoke.add_argument("id", type=int)
+    token_revoke.set_defaults(handler=cmd_token_revoke)
 
     backup = commands.add_parser(
         "backup", help="write a consistent copy of the database while it serves"
@@ -218,7 +224,11 @@ def _advertiser_id(session: Session, name: str | None) -> int | None:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from argon2 import PasswordHasher
+    from adserver.accounts.links import link_url
+    from adserver.core.models import utcnow
+    from adserver.services import users
+    from adserver.services.common import SYSTEM, parse
+    from adserver.services.errors import ServiceError
 
     if args.role == "advertiser" and not args.advertiser:
         raise UsageError("an advertiser user needs --advertiser NAME")
@@ -226,28 +236,30 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         raise UsageError("an admin user belongs to no advertiser; leave out --advertiser")
     if "@" not in args.email:
         raise UsageError(f"{args.email!r} is not an e-mail address")
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-        if len(password) < 8:
-            raise UsageError("the password must be at least 8 characters")
-        generated = False
-    else:
-        password, generated = secrets.token_urlsafe(12), True
-    with _database(_settings()) as engine, Session(engine) as session:
-        if session.scalars(select(User).where(table(User).c.email == args.email)).first():
-            raise UsageError(f"a user {args.email!r} exists already")
-        session.add(
-            User(
-                email=args.email,
-                role=args.role,
-                advertiser_id=_advertiser_id(session, args.advertiser),
-                password_hash=PasswordHasher().hash(password),
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    settings = _settings()
+    with _database(settings) as engine, Session(engine) as session:
+        fields: dict[str, object] = {"email": args.email, "role": args.role}
+        if args.advertiser:
+            fields["advertiser"] = _advertiser_id(session, args.advertiser)
+        now = utcnow()
+        try:
+            data = parse(users.UserCreate, fields)
+            user = users.create_user(
+                session.connection(), data=data, actor=SYSTEM, now=now, password=password
             )
-        )
+            link = None
+            if password is None:
+                link = users.issue_link(
+                    session.connection(), user_id=user.id, purpose="invite", now=now
+                )
+        except ServiceError as exc:
+            raise UsageError(exc.message) from None
         session.commit()
-    print(f"added {args.role} {args.email}")
-    if generated:
-        print(f"password: {password}")
+    print(f"added {args.role} {user.email}")
+    if link is not None:
+        print("no password yet: open this single-use link within 7 days to set one:")
+        print(link_url(settings.base_url, "invite", link))
     return 0
 
 
@@ -259,6 +271,63 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     scope = f"advertiser {args.advertiser}" if args.advertiser else "admin"
     print(f"created {scope} token {args.name!r}; it is shown once, keep it safe:")
     print(token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from adserver.services.paging import MAX_LIMIT
+    from adserver.services.tokens import TokenQuery, list_tokens
+
+    def stamp(value: object) -> str:
+        return "-" if value is None else str(value)[:16].replace("T", " ")
+
+    rows: list[tuple[str, ...]] = []
+    with _database(_settings()) as engine, engine.connect() as connection:
+        advertisers = table(Advertiser)
+        found = connection.execute(select(advertisers.c.id, advertisers.c.name))
+        names = {row.id: row.name for row in found}
+        after = None
+        while True:
+            page = list_tokens(connection, query=TokenQuery(limit=MAX_LIMIT, after=after))
+            for token in page.items:
+                scope = "admin" if token.advertiser is None else names.get(token.advertiser, "?")
+                status = "active" if token.active else f"revoked {stamp(token.revoked_at)}"
+                rows.append(
+                    (
+                        str(token.id),
+                        token.name,
+                        scope,
+                        stamp(token.created_at),
+                        stamp(token.last_used_at),
+                        status,
+                    )
+                )
+            if page.next_after is None:
+                break
+            after = int(page.next_after)
+    header = ("ID", "NAME", "SCOPE", "CREATED (UTC)", "LAST USED", "STATUS")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from adserver.core.models import utcnow
+    from adserver.services.common import SYSTEM
+    from adserver.services.errors import ServiceError
+    from adserver.services.tokens import revoke_token
+
+    with _database(_settings()) as engine, engine.begin() as connection:
+        try:
+            revoke_token(
+                connection, token_id=args.id, expected_version=None, actor=SYSTEM, now=utcnow()
+            )
+        except ServiceError as exc:
+            raise UsageError(f"token {args.id}: {exc.message}") from None
+    print(f"revoked token {args.id}; every server refuses it from now on")
     return 0
 
 

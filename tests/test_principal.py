@@ -73,8 +73,8 @@ def test_cli_tokens_map_to_their_principals(
     admin = cli_token(monkeypatch, capsys, database_url, "ops")
     acme = cli_token(monkeypatch, capsys, database_url, "acme", advertiser="Acme")
     with engine.connect() as connection:
-        assert principal_for_token(connection, admin) == Principal("ops", None)
-        assert principal_for_token(connection, acme) == Principal("acme", acme_id)
+        assert principal_for_token(connection, admin) == Principal("ops", None, token_id=1)
+        assert principal_for_token(connection, acme) == Principal("acme", acme_id, token_id=2)
         assert principal_for_token(connection, "ads_not-a-token") is None
         assert principal_for_token(connection, admin + "x") is None
         stored = connection.execute(text("SELECT token_hash FROM api_token")).scalars().all()
@@ -88,5 +88,5 @@ def test_created_tokens_are_distinct_and_stored_hashed(engine: Engine) -> None:
         second = create_api_token(connection, name="b", advertiser_id=None)
     assert first != second and first.startswith("ads_")
     with engine.connect() as connection:
-        assert principal_for_token(connection, first) == Principal("a")
-        assert principal_for_token(connection, second) == Principal("b")
+        assert principal_for_token(connection, first) == Principal("a", token_id=1)
+        assert principal_for_token(connection, second) == Principal("b", token_id=2)
