@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import Connection
@@ -46,6 +47,7 @@ from adserver.web.security import (
     csrf_key,
 )
 
+T = TypeVar("T")
 ROLES = ("admin", "advertiser")
 _USER = "signed_in_user"
 
@@ -62,6 +64,11 @@ async def login_required(request: Request, exc: Exception) -> Response:
     """The app's handler for :class:`LoginRequired`."""
     assert isinstance(exc, LoginRequired)
     return RedirectResponse(exc.headers["Location"] if exc.headers else "/login", 303)
+
+
+async def in_transaction(request: Request, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one committed transaction, in a worker thread (for page handlers)."""
+    return await runtime(request).run_tx(work)
 
 
 def session_policy(request: Request) -> SessionPolicy:

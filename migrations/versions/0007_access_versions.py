@@ -1,7 +1,7 @@
 """access: versions (ETag / If-Match) for users and API tokens
 
 Revision ID: access_versions
-Revises: access
+Revises: reports
 Create Date: 2026-12-03 07:45:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import adserver.core.models
 
 revision: str = "access_versions"
-down_revision: str | None = "access"
+down_revision: str | None = "reports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
