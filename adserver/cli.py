@@ -114,6 +114,17 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "scheduler", help="run only the scheduled jobs, until SIGTERM or Ctrl-C"
     ).set_defaults(handler=cmd_scheduler)
+
+    report = commands.add_parser(
+        "report", help="build and archive a report now; --send mails it (a deliberate resend)"
+    )
+    report.add_argument("--advertiser", help="the advertiser (default: the publisher's summary)")
+    report.add_argument("--period", choices=("day", "week", "month"))
+    report.add_argument(
+        "--date", help="a day in the period, YYYY-MM-DD (default: the last complete period)"
+    )
+    report.add_argument("--send", action="store_true", help="mail it to its recipients now")
+    report.set_defaults(handler=cmd_report)
     return parser
 
 
@@ -359,6 +370,55 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     settings = _settings()
     with _database(settings) as engine:
         run_until_signalled(engine, settings)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import UTC, date, datetime
+
+    from adserver.notify.jobs import holder
+    from adserver.notify.mail import MailConfigError, Mailer
+    from adserver.notify.outbox import drain
+    from adserver.notify.reports import report_on_demand
+
+    day = None
+    if args.date is not None:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            raise UsageError(f"--date must be YYYY-MM-DD, not {args.date!r}") from None
+    settings = _settings()
+    try:
+        mailer = Mailer.from_url(settings.smtp_url)
+    except MailConfigError as exc:
+        raise UsageError(str(exc)) from None
+    now = datetime.now(UTC)
+    with _database(settings) as engine:
+        try:
+            done = report_on_demand(
+                engine,
+                settings,
+                advertiser=args.advertiser,
+                period_kind=args.period,
+                day=day,
+                send=args.send,
+                now=now,
+            )
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+        made = done.made
+        print(f"archived report {made.id}: {made.title}")
+        print(f"  html: {settings.base_url}/v1/reports/{made.id}.html")
+        print(f"  csv:  {settings.base_url}/v1/reports/{made.id}.csv")
+        if args.send:
+            if not done.recipients:
+                raise UsageError(
+                    "no recipients: give the schedule recipients, or the advertiser an e-mail"
+                )
+            result = drain(engine, mailer, holder=holder(), now=now, report_id=made.id)
+            print(f"  mail to {', '.join(done.recipients)}: {result}")
+            if result.failed or result.deferred:
+                return 1
     return 0
 
 

@@ -121,7 +121,7 @@ def _send(engine: Engine, server: LiveServer, smtp: SmtpServer, at: Any) -> str:
     settings = server.settings.with_changes(mail_from="ads@news.example")
     note = run_due_reports(engine, settings, now=at)
     drain(engine, mailer, holder="test", now=at)
-    return note
+    return str(note)
 
 
 def _part(message: EmailMessage, subtype: str) -> str:

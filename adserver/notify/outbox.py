@@ -85,10 +85,18 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
 
 
 def claim(
-    engine: Engine, *, holder: str, now: datetime, limit: int = 200
+    engine: Engine,
+    *,
+    holder: str,
+    now: datetime,
+    limit: int = 200,
+    report_id: int | None = None,
 ) -> list[tuple[int, int, bytes]]:
-    """Claim up to ``limit`` due messages for ``holder``: (id, attempts, raw message) each."""
+    """Claim up to ``limit`` due messages (of one report, if given) for ``holder``:
+    (id, attempts, raw message) each."""
     condition = _claimable(now)
+    if report_id is not None:
+        condition = and_(condition, OUTBOX.c.report_id == report_id)
     with engine.begin() as connection:
         ids = select(OUTBOX.c.id).where(condition).order_by(OUTBOX.c.id).limit(limit)
         rows = connection.execute(
@@ -106,12 +114,19 @@ def claim(
 
 
 def drain(
-    engine: Engine, mailer: Mailer, *, holder: str, now: datetime, limit: int = 200
+    engine: Engine,
+    mailer: Mailer,
+    *,
+    holder: str,
+    now: datetime,
+    limit: int = 200,
+    report_id: int | None = None,
 ) -> DrainResult:
-    """Send what is due, batch by batch over one connection each, until nothing is claimable."""
+    """Send what is due (of one report, if given), batch by batch over one connection each,
+    until nothing is claimable."""
     totals = DrainResult()
     while True:
-        claimed = claim(engine, holder=holder, now=now, limit=limit)
+        claimed = claim(engine, holder=holder, now=now, limit=limit, report_id=report_id)
         if not claimed:
             return totals
         result = _send(engine, mailer, claimed, holder=holder, now=now)

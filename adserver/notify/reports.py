@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -32,9 +32,15 @@ from adserver.reporting.report_build import (
     ReportContent,
     build_advertiser_report,
     build_publisher_summary,
+    default_timezone,
 )
 from adserver.reporting.report_chart import render_chart
-from adserver.reporting.report_periods import Period, latest_occurrence
+from adserver.reporting.report_periods import (
+    Period,
+    last_complete_period,
+    latest_occurrence,
+    period_containing,
+)
 from adserver.reporting.report_render import render_html, render_text
 
 REPORTS = table(Report)
@@ -84,9 +90,11 @@ def make_report(
     recipients: Sequence[str],
     schedule_id: int | None = None,
     late: bool = False,
+    topic: str | None = None,
 ) -> Made | None:
     """Build, archive and queue one report in the caller's transaction. For a schedule, None
-    when that period's report exists already (another process made it)."""
+    when that period's report exists already (another process made it). Messages carry an
+    unsubscribe link for ``topic`` (default: the schedule's), and skip who switched it off."""
     content = build_content(
         connection, settings, advertiser_id=advertiser_id, period=period, now=now
     )
@@ -117,7 +125,8 @@ def make_report(
     report_id = connection.execute(statement.returning(REPORTS.c.id)).scalar()
     if report_id is None:
         return None
-    topic = f"schedule:{schedule_id}" if schedule_id is not None else None
+    if topic is None and schedule_id is not None:
+        topic = f"schedule:{schedule_id}"
     skip = opted_out(connection, topic, recipients) if topic else set()
     queued = 0
     for address in dict.fromkeys(r.strip() for r in recipients if r.strip()):
@@ -205,9 +214,20 @@ def recipients_for(
     ]
 
 
-def run_due_reports(engine: Engine, settings: Settings, *, now: datetime) -> str:
+@dataclass(frozen=True)
+class Due:
+    """What a run of the ``reports`` job did."""
+
+    built: int
+    queued: int
+
+    def __str__(self) -> str:
+        return f"built {self.built} reports, queued {self.queued} messages"
+
+
+def run_due_reports(engine: Engine, settings: Settings, *, now: datetime) -> Due:
     """The ``reports`` job: make each active schedule's latest due report that does not exist
-    yet (late when its time is well past). Returns a note for the job log."""
+    yet (late when its time is well past)."""
     with engine.connect() as connection:
         schedules = connection.execute(
             select(SCHEDULES).where(SCHEDULES.c.active.is_(True)).order_by(SCHEDULES.c.id)
@@ -252,4 +272,77 @@ def run_due_reports(engine: Engine, settings: Settings, *, now: datetime) -> str
         if result is not None:
             built += 1
             queued += result.queued
-    return f"built {built} reports, queued {queued} messages"
+    return Due(built, queued)
+
+
+@dataclass(frozen=True)
+class OnDemand:
+    made: Made
+    period: Period
+    recipients: list[str]
+
+
+def report_on_demand(
+    engine: Engine,
+    settings: Settings,
+    *,
+    advertiser: str | None,
+    period_kind: str | None,
+    day: date | None,
+    send: bool,
+    now: datetime,
+) -> OnDemand:
+    """``adserver report``: the period holding ``day`` (default: the last complete one in the
+    schedule's zone) for ``advertiser`` (by name; None: the publisher's summary), archived; with
+    ``send``, queued to the schedule's recipients (or the advertiser's e-mail without one),
+    even if that period went out before. Raises LookupError for an unknown advertiser."""
+    with engine.begin() as connection:
+        advertiser_id = None
+        if advertiser is not None:
+            advertisers = table(Advertiser)
+            advertiser_id = connection.execute(
+                select(advertisers.c.id).where(advertisers.c.name == advertiser)
+            ).scalar()
+            if advertiser_id is None:
+                raise LookupError(f"no advertiser named {advertiser!r}")
+        condition = (
+            SCHEDULES.c.advertiser_id.is_(None)
+            if advertiser_id is None
+            else SCHEDULES.c.advertiser_id == advertiser_id
+        )
+        schedule = connection.execute(
+            select(SCHEDULES).where(condition).order_by(SCHEDULES.c.active.desc(), SCHEDULES.c.id)
+        ).first()
+        kind = period_kind or (
+            schedule.period if schedule is not None else "day" if advertiser_id is None else "week"
+        )
+        zone = ZoneInfo(
+            schedule.timezone
+            if schedule is not None
+            else default_timezone(connection, advertiser_id)
+        )
+        period = (
+            period_containing(day, kind)
+            if day is not None
+            else last_complete_period(now.astimezone(zone).date(), kind)
+        )
+        recipients = (
+            recipients_for(
+                connection,
+                advertiser_id=advertiser_id,
+                listed=schedule.recipients if schedule is not None else [],
+            )
+            if send
+            else []
+        )
+        made = make_report(
+            connection,
+            settings,
+            advertiser_id=advertiser_id,
+            period=period,
+            now=now,
+            recipients=recipients,
+            topic=f"schedule:{schedule.id}" if schedule is not None else None,
+        )
+    assert made is not None  # made without a schedule's claim, it always is
+    return OnDemand(made, period, recipients)

@@ -157,6 +157,22 @@ def _section(
     )
 
 
+def default_timezone(connection: Connection, advertiser_id: int | None) -> str:
+    """The zone of the advertiser's first site (by id), else of the first site, else UTC."""
+    sites, slots, links, campaigns = table(Site), table(Slot), table(CampaignSlot), table(Campaign)
+    first = select(sites.c.timezone).order_by(sites.c.id).limit(1)
+    if advertiser_id is not None:
+        zone = connection.execute(
+            first.join(slots, slots.c.site_id == sites.c.id)
+            .join(links, links.c.slot_id == slots.c.id)
+            .join(campaigns, campaigns.c.id == links.c.campaign_id)
+            .where(campaigns.c.advertiser_id == advertiser_id)
+        ).scalar()
+        if zone:
+            return str(zone)
+    return str(connection.execute(first).scalar() or "UTC")
+
+
 def _all_sites(connection: Connection) -> list[Any]:
     sites = table(Site)
     return list(

@@ -16,18 +16,9 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from sqlalchemy import Connection, delete, insert, select
 
-from adserver.core.models import (
-    Advertiser,
-    Campaign,
-    CampaignSlot,
-    MailOptOut,
-    Report,
-    ReportSchedule,
-    Site,
-    Slot,
-    table,
-)
+from adserver.core.models import Advertiser, MailOptOut, Report, ReportSchedule, table
 from adserver.notify.optout import opt_in
+from adserver.reporting.report_build import default_timezone
 from adserver.services import history
 from adserver.services.common import (
     Actor,
@@ -175,22 +166,6 @@ def get_schedule(
     if row is None or (scope is not None and row.advertiser_id != scope):
         raise NotFound(f"no such {ENTITY}")
     return _public(connection, row)
-
-
-def default_timezone(connection: Connection, advertiser_id: int | None) -> str:
-    """The zone of the advertiser's first site (by id), else of the first site, else UTC."""
-    sites, slots, links, campaigns = table(Site), table(Slot), table(CampaignSlot), table(Campaign)
-    first = select(sites.c.timezone).order_by(sites.c.id).limit(1)
-    if advertiser_id is not None:
-        zone = connection.execute(
-            first.join(slots, slots.c.site_id == sites.c.id)
-            .join(links, links.c.slot_id == slots.c.id)
-            .join(campaigns, campaigns.c.id == links.c.campaign_id)
-            .where(campaigns.c.advertiser_id == advertiser_id)
-        ).scalar()
-        if zone:
-            return str(zone)
-    return str(connection.execute(first).scalar() or "UTC")
 
 
 def create_schedule(
