@@ -19,6 +19,8 @@ from adserver.core.models import Site, table
 from adserver.reporting.hourly import add_invalid
 from adserver.reporting.rollups import disagreements, rebuild
 from adserver.reporting.stats import Figures, StatsQuery, run_stats
+from tests.conftest import LiveServer
+from tests.factories import api_client, token
 from tests.seed import add_hourly
 from tests.test_stats import KOLKATA, LONDON, hour, seed_world, stat
 
@@ -169,3 +171,17 @@ def test_the_migration_fills_the_rollups_of_statistics_kept_before_it(database_u
         assert [tuple(r) for r in invalid] == [("2026-03-10", 4), ("2026-03-11", 2)]
     finally:
         engine.dispose()
+
+
+def test_a_site_moved_to_another_zone_through_the_api_keeps_its_rollups_true(
+    live_server: LiveServer, engine: Engine
+) -> None:
+    ids = seed_world(engine)
+    random_traffic(engine, ids, seed=10)
+    with api_client(live_server, token(engine)) as admin:
+        answer = admin.patch("/v1/manage/sites/london", json={"timezone": "America/New_York"})
+        assert answer.status_code == 200, answer.text
+    with engine.connect() as connection:
+        assert disagreements(connection) == []
+    start, end = date(2026, 3, 1), date(2026, 3, 31)
+    assert by_day_from_days(engine, start, end) == by_day_from_hours(engine, start, end)

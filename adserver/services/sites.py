@@ -9,6 +9,7 @@ from pydantic import Field
 from sqlalchemy import Connection, delete, exists, insert, select
 
 from adserver.core.models import CampaignSlot, Site, Slot, table
+from adserver.reporting import rollups
 from adserver.services import history
 from adserver.services.common import (
     Actor,
@@ -156,6 +157,9 @@ def update_site(
     row = fetch_row(connection, SITES, ENTITY, key=key)
     write_version(connection, SITES, row, named(data), expected=expected_version, now=now)
     site = get_site(connection, key=key)
+    if site.timezone != row.timezone:
+        # Its hours now fall into other local days: the daily rollups are summed again.
+        rollups.rebuild(connection, [int(row.id)])
     history.record(
         connection,
         actor=actor,
