@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Any
 
@@ -9,10 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adserver.delivery.decide import DecideRequest, SlotRequest, UnknownSite, decide
 from adserver.services import sites, slots
 from adserver.services.common import parse
 from adserver.services.errors import NotFound, ServiceError
-from adserver.web.common import app_of
+from adserver.web.common import app_of, runtime
 from adserver.web.pages.admin.common import (
     PAGE_SIZE,
     Form,
@@ -33,6 +35,7 @@ from adserver.web.pages.admin.common import (
     version_of,
 )
 from adserver.web.pages.admin.embed import embed_tags
+from adserver.web.pages.admin.previews import Preview, preview_of
 
 FIELDS = ("site", "name", "sizes", "fallback_html", "status")
 
@@ -155,10 +158,25 @@ async def slot_detail(request: Request) -> Response:
         "form": form,
         "slot": slot,
         "tags": embed_tags(app_of(request).settings.base_url, slot.site, slot.name, slot.sizes),
+        "preview": await _serving_now(request, slot),
     }
     return render(
         request, "admin/slots/form.html", context, section="slots", status_code=form.status
     )
+
+
+async def _serving_now(request: Request, slot: slots.SlotPublic) -> Preview | None:
+    """What the slot would serve a reader now, drawn by the engine from this process's
+    inventory like any decision, but with no token, count or bill: a preview is not a view."""
+    svc = runtime(request)
+    ask = DecideRequest(site=slot.site, slots=(SlotRequest(slot.name),), now=time.time())
+    try:
+        decision = decide(svc.inventory.current, ask, svc.rng).decisions.get(slot.name)
+    except UnknownSite:
+        return None
+    if decision is None:
+        return None
+    return await preview_of(request, decision.creative.id)
 
 
 async def slot_delete(request: Request) -> Response:
