@@ -12,14 +12,15 @@ from adserver.core.metrics import Metrics
 from adserver.delivery.pacing import refresh_delivery
 from adserver.jobs.retention import prune_events, prune_job_runs
 from adserver.jobs.scheduler import Job, JobScheduler
-from adserver.notify.jobs import mail_job, reports_job
+from adserver.notify.jobs import mail_job, notices_job, reports_job
 from adserver.reporting.tally import run_tally
 
-JOB_NAMES = ("tally", "pacing", "retention", "reports", "mail")
+JOB_NAMES = ("tally", "pacing", "retention", "reports", "mail", "notices")
 RETENTION_INTERVAL = 3600
 #: Reports fall due at whole local hours; once a minute finds them within a minute.
 REPORTS_INTERVAL = 60
 MAIL_INTERVAL = 60
+NOTICES_INTERVAL = 300
 
 
 def default_jobs(engine: Engine, settings: Settings) -> list[Job]:
@@ -40,6 +41,7 @@ def default_jobs(engine: Engine, settings: Settings) -> list[Job]:
         Job("retention", RETENTION_INTERVAL, retention),
         Job("reports", REPORTS_INTERVAL, lambda now: reports_job(engine, settings, now)),
         Job("mail", MAIL_INTERVAL, lambda now: mail_job(engine, settings, now)),
+        Job("notices", NOTICES_INTERVAL, lambda now: notices_job(engine, settings, now)),
     ]
 
 

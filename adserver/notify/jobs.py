@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from adserver.config import Settings
 from adserver.notify.mail import Mailer
+from adserver.notify.notices import run_notices
 from adserver.notify.outbox import drain
 from adserver.notify.reports import run_due_reports
 
@@ -34,3 +35,9 @@ def mail_job(engine: Engine, settings: Settings, now: float) -> str:
     mailer = Mailer.from_url(settings.smtp_url)
     result = drain(engine, mailer, holder=holder(), now=datetime.fromtimestamp(now, UTC))
     return str(result)
+
+
+def notices_job(engine: Engine, settings: Settings, now: float) -> str:
+    at = datetime.fromtimestamp(now, UTC)
+    note = run_notices(engine, settings, now=at)
+    return f"{note}; {drain(engine, Mailer.from_url(settings.smtp_url), holder=holder(), now=at)}"
