@@ -5,11 +5,20 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from adserver.web.pages.admin import advertisers, campaigns, creatives, history, sites, slots
+from adserver.web.pages.admin import (
+    advertisers,
+    campaigns,
+    creatives,
+    history,
+    sites,
+    slots,
+    tokens,
+    users,
+)
 from adserver.web.pages.admin.common import admin_only
 
 routes = [
     Route(route.path, admin_only(route.endpoint), methods=route.methods, name=route.name)
-    for module in (sites, slots, advertisers, campaigns, creatives, history)
+    for module in (sites, slots, advertisers, campaigns, creatives, users, tokens, history)
     for route in module.routes
 ]

@@ -1,0 +1,99 @@
+"""/admin/users and /admin/tokens: inviting a user who then sets a password through the link,
+disabling one (their open session ends), and tokens whose secret is shown once and which
+stop working the moment they are revoked."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.accounts_helpers import add_user, csrf_of, login
+from tests.admin_pages import AdminBrowser, admin_browser, admin_engine
+from tests.conftest import LiveServer
+
+__all__ = ["admin_browser", "admin_engine"]  # fixtures
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """The pages add no SQL of their own (the service layer's tests cover PostgreSQL)."""
+    return sqlite_url
+
+
+def test_an_invited_user_gets_a_link_shown_once(admin_browser: AdminBrowser) -> None:
+    made = admin_browser.submit("/admin/advertisers/new", {"name": "Acme", "email": ""})
+    advertiser_id = made.headers["location"].rsplit("/", 1)[1]
+    refused = admin_browser.submit(
+        "/admin/users/new", {"email": "not-an-email", "role": "advertiser", "advertiser": ""}
+    )
+    assert refused.status_code == 422
+    assert "must be an e-mail address" in refused.text
+    assert 'value="not-an-email"' in refused.text
+    answer = admin_browser.submit(
+        "/admin/users/new",
+        {
+            "email": "buyer@acme.test",
+            "role": "advertiser",
+            "advertiser": advertiser_id,
+            "active": "1",
+        },
+    )
+    assert answer.status_code == 200
+    assert answer.headers["cache-control"] == "private, no-store"
+    link = re.search(r'<pre id="invitation">([^<]+)</pre>', answer.text)
+    assert link is not None and "/invite/" in link.group(1)
+    listing = admin_browser.get("/admin/users").text
+    assert "buyer@acme.test" in listing and "invited, not set yet" in listing
+    user_path = re.search(r'href="(/admin/users/\d+)">buyer@acme.test', listing)
+    assert user_path is not None
+    assert "/invite/" not in admin_browser.get(user_path.group(1)).text  # shown only once
+    again = admin_browser.submit(f"{user_path.group(1)}/invite", {}, page=user_path.group(1))
+    fresh = re.search(r'<pre id="invitation">([^<]+)</pre>', again.text)
+    assert fresh is not None and fresh.group(1) != link.group(1)
+
+
+def test_disabling_a_user_ends_their_session(
+    admin_browser: AdminBrowser, admin_engine: Engine, live_server: LiveServer
+) -> None:
+    user_id = add_user(admin_engine, "buyer@acme.test", role="advertiser", advertiser="Acme")
+    with live_server.client() as buyer:
+        assert login(buyer, "buyer@acme.test").status_code == 303
+        assert buyer.get("/dashboard").status_code == 200
+        page = admin_browser.get(f"/admin/users/{user_id}").text
+        version = re.search(r'name="version" value="(\d+)"', page)
+        assert version is not None
+        saved = admin_browser.client.post(
+            f"/admin/users/{user_id}",
+            data={
+                "csrf_token": csrf_of(page),
+                "email": "buyer@acme.test",
+                "role": "advertiser",
+                "advertiser": "1",
+                "version": version.group(1),
+            },
+        )
+        assert saved.status_code == 303, saved.text
+        assert buyer.get("/dashboard").status_code == 303  # back to /login
+
+
+def test_a_token_is_shown_once_and_revoked(
+    admin_browser: AdminBrowser, live_server: LiveServer
+) -> None:
+    answer = admin_browser.submit("/admin/tokens", {"name": "nightly", "advertiser": ""})
+    assert answer.status_code == 200
+    secret = re.search(r'<pre id="token-secret">([^<]+)</pre>', answer.text)
+    assert secret is not None
+    bearer = {"Authorization": f"Bearer {secret.group(1)}"}
+    with live_server.client() as program:
+        assert program.get("/v1/manage/sites", headers=bearer).status_code == 200
+        page = admin_browser.get("/admin/tokens").text
+        assert secret.group(1) not in page
+        revoke = re.search(r'action="(/admin/tokens/\d+/revoke)"', page)
+        assert revoke is not None
+        revoked = admin_browser.submit(revoke.group(1), {"version": "1"}, page="/admin/tokens")
+        assert "Token revoked" in admin_browser.follow(revoked).text
+        assert program.get("/v1/manage/sites", headers=bearer).status_code == 401
+    empty = admin_browser.submit("/admin/tokens", {"name": "", "advertiser": ""})
+    assert empty.status_code == 422 and 'id="f-name-error"' in empty.text
