@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ADSERVER_SECRET_KEY": secret,
                 "ADSERVER_SCHEDULER": "off",
                 "ADSERVER_SPOOL_DIR": str(workdir / "spool"),
+                "ADSERVER_METRICS_TOKEN": "public",
             }
             servers = [
                 stack.enter_context(

@@ -24,6 +24,9 @@ from adserver.runtime import Runtime
 
 POSTGRES_HOST = "127.0.0.1:5432"
 SECRET = "test-secret-key-0123456789"
+#: ADSERVER_METRICS_TOKEN of test servers: /metrics and /healthz's details ask for it.
+OPS_TOKEN = "test-ops-token-0123456789"
+OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/130.0.0.0 Safari/537.36"
@@ -135,6 +138,7 @@ def make_settings(database_url: str, port: int, spool_dir: Path) -> Settings:
         spool_dir=spool_dir,
         counter_flush_interval=0.2,
         inventory_poll_interval=0.05,
+        metrics_token=OPS_TOKEN,
     )
 
 

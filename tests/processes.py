@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SECRET
+from tests.conftest import OPS_TOKEN, SECRET
 from tests.waiting import free_port, wait_for
 
 
@@ -24,6 +24,7 @@ def adserver_env(database_url: str, base_url: str, spool_dir: Path, **extra: str
         "ADSERVER_BASE_URL": base_url,
         "ADSERVER_SCHEDULER": "off",
         "ADSERVER_SPOOL_DIR": str(spool_dir),
+        "ADSERVER_METRICS_TOKEN": OPS_TOKEN,
         **extra,
     }
 

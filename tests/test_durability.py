@@ -32,7 +32,7 @@ from sqlalchemy import Engine, text
 from adserver.core.db import make_engine, migrate
 from adserver.reporting.tally import run_tally
 from adserver.tracking.writer import EventWriter
-from tests.conftest import BROWSER_UA, SECRET
+from tests.conftest import BROWSER_UA, OPS, OPS_TOKEN, SECRET
 from tests.records import event
 from tests.seed import three_slot_site
 from tests.test_principal import cli_token
@@ -65,6 +65,7 @@ class ServerProcess:
             "ADSERVER_BASE_URL": self.url,
             "ADSERVER_SCHEDULER": "off",
             "ADSERVER_SPOOL_DIR": str(self.spool_dir),
+            "ADSERVER_METRICS_TOKEN": OPS_TOKEN,
         }
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -307,7 +308,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 
 def health(server: ServerProcess) -> tuple[int, dict[str, Any]]:
-    answer = httpx.get(f"{server.url}/healthz", timeout=10)
+    answer = httpx.get(f"{server.url}/healthz", headers=OPS, timeout=10)
     return answer.status_code, answer.json()
 
 
@@ -337,7 +338,8 @@ def test_beacons_during_a_database_outage_are_spooled_then_counted_once(
             what="impressions acknowledged while the database is down",
         )
         status, body = health(server)
-        assert status == 503 and body["status"] == "degraded"
+        # The spool takes what readers send: degraded, but not a reason to leave the pool.
+        assert status == 200 and body["status"] == "degraded"
         assert body["database"].startswith("unavailable")
         assert body["spool_depth"] > 0
         load.join()

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from adserver.core.db import make_engine
+from adserver.services.tokens import create_api_token
 from adserver.tracking import traffic
 from adserver.web.guard import DECIDE_BODY_LIMIT, HEADERS_LIMIT, TARGET_LIMIT
-from tests.conftest import LiveServer, bound_socket, make_settings, start_server
+from tests.conftest import OPS_TOKEN, LiveServer, bound_socket, make_settings, start_server
 from tests.seed import three_slot_site
 
 
@@ -242,3 +243,40 @@ def test_trailing_slash_redirects_never_name_another_host(server: LiveServer) ->
         ours = client.get("/healthz/", headers={"Host": "ads.example.com"})
         if ours.status_code in (301, 302, 307, 308):
             assert ours.headers["location"].startswith("http://ads.example.com")
+
+
+def test_metrics_and_health_details_need_a_token(server: LiveServer, engine: Engine) -> None:
+    with engine.begin() as connection:
+        admin = create_api_token(connection, name="ops", advertiser_id=None)
+        zed = connection.execute(text("SELECT id FROM advertiser WHERE name = 'Acme'")).scalar()
+        advertiser = create_api_token(connection, name="zed", advertiser_id=zed)
+    with server.client() as client:
+        refused = client.get("/metrics")
+        assert refused.status_code == 401 and "ADSERVER_METRICS_TOKEN" in refused.json()["error"]
+        assert client.get("/metrics", headers=bearer(advertiser)).status_code == 401
+        assert client.get("/metrics", headers=bearer("guess")).status_code == 401
+        for token in (OPS_TOKEN, admin):
+            answer = client.get("/metrics", headers=bearer(token))
+            assert answer.status_code == 200 and "adserver_events" in answer.text
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/healthz", headers=bearer(advertiser)).json() == {"status": "ok"}
+        detailed = client.get("/healthz", headers=bearer(admin)).json()
+        assert detailed["database"] == "ok" and detailed["writer"]["stored_in"] == "database"
+        assert set(detailed["scheduler"]) >= {"running", "jobs"}
+
+
+def test_public_metrics_need_no_token(sqlite_url: str, tmp_path: Path) -> None:
+    sock = bound_socket()
+    settings = make_settings(sqlite_url, sock.getsockname()[1], tmp_path / "spool")
+    live = start_server(settings.with_changes(metrics_token="public"), sock)
+    try:
+        with live.client() as client:
+            assert client.get("/metrics").status_code == 200
+            assert "spool_depth" in client.get("/healthz").json()
+    finally:
+        live.stop()
+        sock.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -20,7 +20,7 @@ from adserver.core.db import make_engine, migrate
 from adserver.core.metrics import Metrics
 from adserver.jobs.registry import JOB_NAMES
 from adserver.jobs.scheduler import Job, JobScheduler, scheduler_health
-from tests.conftest import SECRET, postgres_database, start_server
+from tests.conftest import OPS, SECRET, postgres_database, start_server
 from tests.placements import place, record
 from tests.waiting import wait_for
 
@@ -173,8 +173,8 @@ def test_the_server_tallies_by_itself_and_healthz_shows_the_scheduler(
 
     wait_for(tallied, "the scheduled tally and pacing refresh")
     with server.client() as client:
-        health = client.get("/healthz").json()
-        metrics = client.get("/metrics").text
+        health = client.get("/healthz", headers=OPS).json()
+        metrics = client.get("/metrics", headers=OPS).text
     assert health["scheduler"]["running"] is True
     assert set(health["scheduler"]["jobs"]) == set(JOB_NAMES)
     assert health["scheduler"]["jobs"]["tally"]["last_success"] is not None

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from adserver.tracking.tokens import TokenClaims, TokenSigner
-from tests.conftest import SECRET, LiveServer
+from tests.conftest import OPS, SECRET, LiveServer
 from tests.seed import LANDING, three_slot_site
 
 pytestmark = pytest.mark.usefixtures("live_server")
@@ -311,7 +311,7 @@ def test_healthz_reports_database_and_inventory(
     live_server: LiveServer, slots: dict[str, int]
 ) -> None:
     with live_server.client() as client:
-        answer = client.get("/healthz")
+        answer = client.get("/healthz", headers=OPS)
     assert answer.status_code == 200
     body = answer.json()
     assert body["database"] == "ok"

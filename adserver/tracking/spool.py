@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -30,11 +32,19 @@ class Spool:
         self._file: Any = None
         self._lock = threading.Lock()
         self._depth = 0
+        self._since: float | None = None  # when the oldest event in our spool was added
 
     def open(self) -> None:
-        self._directory.mkdir(parents=True, exist_ok=True)
-        self._file = open(self._path, "a+b")  # noqa: SIM115  (held for the process's life)
-        fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        """Take our spool file. A folder that cannot be written is logged, not fatal: the
+        server still serves, ``append`` fails and the events are answered 503."""
+        try:
+            self._directory.mkdir(parents=True, exist_ok=True)
+            # Unbuffered: a failed write leaves nothing behind in a buffer to be flushed later.
+            self._file = open(self._path, "a+b", buffering=0)  # noqa: SIM115  (process's life)
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self._file = None
+            log.error("the spool %s cannot be opened: %s", self._path, exc)
 
     def close(self) -> None:
         if self._file is None:
@@ -48,12 +58,51 @@ class Spool:
     def depth(self) -> int:
         return self._depth
 
+    def age(self, now: float) -> float | None:
+        """Seconds the oldest spooled event has waited: ours, or a dead process's file's."""
+        oldest = [self._since] if self._since is not None else []
+        for path in self.orphans():
+            try:
+                oldest.append(path.stat().st_mtime)
+            except FileNotFoundError:
+                continue
+        return max(0.0, now - min(oldest)) if oldest else None
+
+    def writable(self) -> bool:
+        """Whether an append would likely succeed now: the file is open and its file system is
+        neither read-only nor full (what a health check asks before any event fails)."""
+        if self._file is None:
+            return False
+        try:
+            stats = os.fstatvfs(self._file.fileno())
+        except OSError:
+            return False
+        return not stats.f_flag & os.ST_RDONLY and stats.f_bavail * stats.f_frsize >= 65536
+
     def append(self, records: Iterable[EventRecord]) -> None:
+        """Append ``records`` durably, or raise OSError having added nothing: a write cut short
+        by a full disk is cut back off, so the file never holds half a line that the next
+        append would run into."""
         data = b"".join(json.dumps(r.as_dict()).encode() + b"\n" for r in records)
         with self._lock:
-            self._file.write(data)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            if self._file is None:
+                self.open()
+                if self._file is None:
+                    raise OSError(f"the spool {self._path} cannot be opened")
+            fd = self._file.fileno()
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                raise
+            if self._since is None:
+                self._since = time.time()
             self._depth += data.count(b"\n")
 
     def others_depth(self) -> int:
@@ -76,9 +125,9 @@ class Spool:
                 self._file.seek(0)
                 commit(_parse(self._file.read()))
                 self._file.truncate(0)
-                self._file.flush()
                 os.fsync(self._file.fileno())
                 self._depth = 0
+                self._since = None
         for path in self.orphans():
             self._adopt(path, commit)
 

@@ -43,6 +43,31 @@ class WriterStopped(RuntimeError):
     pass
 
 
+class StorageUnavailable(RuntimeError):
+    """Neither the database nor the spool took an event: it is not stored, and its request
+    must say so (503) rather than acknowledge it."""
+
+
+@dataclass
+class WriterHealth:
+    """Where the writer's last group went, and how often storing failed, for /healthz."""
+
+    #: ``database``, ``spool`` or ``nowhere``: where the last group of events went.
+    stored_in: str = "database"
+    database_failures: int = 0
+    spool_failures: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        if what == "database":
+            self.database_failures += 1
+        else:
+            self.spool_failures += 1
+        self.last_error = f"{what}: {exc.__class__.__name__}: {exc}"[:300]
+        self.last_error_at = time.time()
+
+
 class EventWriter:
     """The per-process writer thread; ``record`` returns once the event is durable."""
 
@@ -72,11 +97,19 @@ class EventWriter:
         self._stop_asked = False
         self._closed = False
         self._connection: Connection | None = None
+        self.health = WriterHealth()
 
     @property
     def spool_depth(self) -> int:
         """Events waiting in the spool folder: ours, and any a dead process left behind."""
         return self._spool.depth() + self._spool.others_depth()
+
+    def spool_age(self) -> float | None:
+        """Seconds the oldest spooled event has waited, None when the spool is empty."""
+        return self._spool.age(time.time())
+
+    def can_spool(self) -> bool:
+        return self._spool.writable()
 
     def start(self) -> None:
         self._spool.open()
@@ -155,17 +188,24 @@ class EventWriter:
             connection = self._connect()
             with self._turns, connection.begin():
                 store(connection, records)
-        except DBAPIError as exc:
-            log.warning("database unavailable, spooling %d events: %s", len(records), exc)
+            self.health.stored_in = "database"
+        except Exception as exc:
+            # Whatever stopped it (the database away, its folder unwritable, a full disk, the
+            # lock file), the events wait in the spool and are replayed later.
+            if isinstance(exc, DBAPIError | OSError):
+                log.warning("cannot store events, spooling %d: %s", len(records), exc)
+            else:
+                log.exception("cannot store events, spooling %d", len(records))
             self._disconnect()
+            self.health.failed("database", exc)
             try:
                 self._spool.append(records)
+                self.health.stored_in = "spool"
             except OSError as spool_error:
-                error = spool_error
-        except Exception as exc:  # answer every waiter, never leave one hanging
-            log.exception("event group failed")
-            self._disconnect()
-            error = exc
+                log.error("cannot spool events either, %d refused: %s", len(records), spool_error)
+                self.health.failed("spool", spool_error)
+                self.health.stored_in = "nowhere"
+                error = StorageUnavailable(f"events cannot be stored: {spool_error}")
         _answer(batch, error)
         if self._observer is not None and error is None:
             self._observer(len(batch), time.monotonic() - started)
@@ -198,9 +238,10 @@ class EventWriter:
             return
         try:
             self._spool.replay(self._replay_records)
-        except DBAPIError as exc:
+            self.health.stored_in = "database"
+        except (DBAPIError, OSError) as exc:
             self._disconnect()
-            log.info("spool replay deferred, database still unavailable: %s", exc)
+            log.info("spool replay deferred, events still cannot be stored: %s", exc)
         except Exception:  # the writer thread must outlive any replay failure
             self._disconnect()
             log.exception("spool replay failed; it will be tried again")

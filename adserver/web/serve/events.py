@@ -11,6 +11,7 @@ from adserver.services import creatives
 from adserver.tracking.events import EventRecord
 from adserver.tracking.intake import classify
 from adserver.tracking.tokens import TokenState
+from adserver.tracking.writer import StorageUnavailable, WriterStopped
 from adserver.web.common import error, runtime
 from adserver.web.serve.decide import NO_STORE, read_headers
 from adserver.web.serve.params import parse_query
@@ -33,7 +34,11 @@ async def beacon_endpoint(request: Request) -> Response:
     kind = "imp" if scope["path"].startswith("/v1/imp/") else "view"
     headers = read_headers(request, _EVENT_HEADERS)
     state, record = _classify(request, kind, svc.settings.beacon_ttl, headers)
-    await svc.writer.record(record)
+    try:
+        await svc.writer.record(record)
+    except (StorageUnavailable, WriterStopped):
+        # Not stored anywhere: say so, so the browser's beacon is not taken as counted.
+        return error(503, "this event cannot be stored right now", {"Retry-After": "60"})
     svc.metrics.count_event(kind, record.reason)
     if state is TokenState.FORGED:
         return error(403, "this beacon's token is not valid")
@@ -54,8 +59,11 @@ async def click_endpoint(request: Request) -> Response:
         request, "click", svc.settings.click_ttl, read_headers(request, _EVENT_HEADERS)
     )
     if request.method != "HEAD":  # a scanner checking where the link goes clicked nothing
-        await svc.writer.record(record)
-        svc.metrics.count_event("click", record.reason)
+        try:
+            await svc.writer.record(record)
+            svc.metrics.count_event("click", record.reason)
+        except (StorageUnavailable, WriterStopped):
+            pass  # the reader still lands on the advertiser's page; the click goes uncounted
     landing = (
         None if state is TokenState.FORGED else await _landing_url(request, record.creative_id)
     )

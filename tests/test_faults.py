@@ -1,0 +1,244 @@
+"""Faults in storing events: whatever stops the database taking them, the spool does; when
+nothing can, readers hear 503 (a click still lands) and /healthz takes the node out.
+
+As root, permissions stop nothing, so the faults are made the way root cannot ignore them: a
+directory where the writer's lock file must go, a spool folder under a plain file, and a full
+file system (a small tmpfs, mounted for the test).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adserver.core.db import make_engine, migrate
+from adserver.tracking.spool import Spool
+from tests.conftest import OPS, LiveServer, bound_socket, make_settings, start_server
+from tests.records import event
+from tests.seed import LANDING, three_slot_site
+from tests.waiting import wait_for
+
+
+@contextlib.contextmanager
+def serving(database: Path, spool_dir: Path) -> Iterator[LiveServer]:
+    url = f"sqlite:///{database}"
+    sock = bound_socket()
+    live = start_server(make_settings(url, sock.getsockname()[1], spool_dir), sock)
+    try:
+        yield live
+    finally:
+        live.stop()
+        sock.close()
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    path = tmp_path / "db" / "adserver.db"
+    path.parent.mkdir()
+    migrate(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
+    three_slot_site(engine)
+    engine.dispose()
+    return path
+
+
+def decisions(client: httpx.Client, n: int) -> list[dict[str, str]]:
+    found = []
+    for _ in range(n):
+        answer = client.get("/v1/decide", params={"site": "news", "slots": "top"})
+        found.append(answer.json()["decisions"]["top"])
+    return found
+
+
+def stored_events(database: Path) -> int:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        return int(connection.execute("SELECT count(*) FROM event").fetchone()[0])
+
+
+def health(client: httpx.Client, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    answer = client.get("/healthz", **kwargs)
+    return answer.status_code, answer.json()
+
+
+def block_lock_file(database: Path) -> Path:
+    """A directory where the event writer's lock file goes: every group fails to store."""
+    lock = Path(f"{database}-events.lock")
+    lock.unlink(missing_ok=True)
+    lock.mkdir()
+    return lock
+
+
+def test_a_writer_that_cannot_store_spools_and_health_says_degraded(
+    database: Path, tmp_path: Path
+) -> None:
+    lock = block_lock_file(database)
+    with serving(database, tmp_path / "spool") as live, live.client() as client:
+        found = decisions(client, 6)
+        for decision in found:
+            assert client.post(decision["impression_url"]).status_code == 204
+        status, body = health(client, headers=OPS)
+        assert status == 200 and body["status"] == "degraded"
+        assert body["database"] == "ok"  # it answers reads; storing is what fails
+        assert body["writer"]["stored_in"] == "spool"
+        assert body["writer"]["database_failures"] >= 1
+        assert "IsADirectoryError" in body["writer"]["last_error"]
+        assert body["spool_depth"] == 6 and body["spool_age_seconds"] >= 0
+        assert stored_events(database) == 0
+        # Anyone sees the status; only a token sees the details.
+        assert health(client) == (200, {"status": "degraded"})
+        lock.rmdir()
+        wait_for(lambda: health(client, headers=OPS)[1]["spool_depth"] == 0, "the replay")
+        assert health(client, headers=OPS)[1]["status"] == "ok"
+        assert stored_events(database) == 6
+
+
+def test_when_nothing_can_store_readers_hear_503_and_clicks_still_land(
+    database: Path, tmp_path: Path
+) -> None:
+    block_lock_file(database)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the spool folder should be")
+    with serving(database, blocker / "spool") as live, live.client() as client:
+        found = decisions(client, 2)
+        beacon = client.post(found[0]["impression_url"])
+        assert beacon.status_code == 503 and "cannot be stored" in beacon.json()["error"]
+        click = client.get(found[1]["click_url"])
+        assert click.status_code == 302 and click.headers["location"] == LANDING
+        status, body = health(client, headers=OPS)
+        assert status == 503 and body["status"] == "unavailable"
+        assert body["writer"]["stored_in"] == "nowhere" and body["writer"]["spool_failures"] >= 1
+        assert health(client)[0] == 503
+        # Decisions need no storage: the node still answers them while it drains.
+        assert client.get("/v1/decide", params={"site": "news", "slots": "top"}).status_code == 200
+    assert stored_events(database) == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs, which the tests fill with a ballast file."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def leave_free(disk: Path, room: int) -> None:
+    """Fill ``disk`` with a ballast file until about ``room`` bytes are left."""
+    with open(disk / "ballast", "wb") as ballast:
+        while True:
+            stats = os.statvfs(disk)
+            free = stats.f_bavail * stats.f_frsize
+            if free <= room:
+                return
+            try:
+                ballast.write(b"\0" * min(4096, free - room))
+                ballast.flush()
+            except OSError:
+                return
+
+
+def test_a_full_disk_never_tears_the_spool_and_every_acknowledged_event_counts(
+    database: Path, small_disk: Path
+) -> None:
+    lock = block_lock_file(database)
+    spool_dir = small_disk / "spool"
+    with serving(database, spool_dir) as live, live.client() as client:
+        found = decisions(client, 80)
+        leave_free(small_disk, 12 * 1024)  # room for some 40 events
+        acknowledged, refused = 0, 0
+        for decision in found:
+            answer = client.post(decision["impression_url"])
+            if answer.status_code == 204:
+                acknowledged += 1
+            else:
+                assert answer.status_code == 503
+                refused += 1
+        assert acknowledged > 10 and refused > 0, (acknowledged, refused)
+        status, body = health(client, headers=OPS)
+        assert status == 503 and body["writer"]["spool_writable"] is False
+        # Every line of the spool is whole: exactly the acknowledged events, nothing torn.
+        lines = b"".join(p.read_bytes() for p in spool_dir.glob("*.spool")).splitlines()
+        assert len(lines) == acknowledged
+        assert all(json.loads(line)["kind"] == "imp" for line in lines)
+        lock.rmdir()
+        (small_disk / "ballast").unlink()
+        wait_for(lambda: health(client, headers=OPS)[1]["spool_depth"] == 0, "the replay")
+        assert health(client, headers=OPS)[0] == 200
+        assert client.post(found[-1]["impression_url"]).status_code == 204
+    assert stored_events(database) == acknowledged + 1
+
+
+def test_a_full_disk_under_the_database_spools_and_leaves_it_whole(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    database = small_disk / "adserver.db"
+    migrate(f"sqlite:///{database}")
+    engine = make_engine(f"sqlite:///{database}")
+    three_slot_site(engine)
+    engine.dispose()
+    with serving(database, tmp_path / "spool") as live, live.client() as client:
+        found = decisions(client, 40)
+        leave_free(small_disk, 0)
+        for decision in found:
+            assert client.post(decision["impression_url"]).status_code == 204
+        status, body = health(client, headers=OPS)
+        assert status == 200 and body["status"] == "degraded"
+        assert body["spool_depth"] > 0
+        (small_disk / "ballast").unlink()
+        wait_for(lambda: health(client, headers=OPS)[1]["spool_depth"] == 0, "the replay")
+    assert stored_events(database) == len(found)
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        valid = connection.execute("SELECT count(*) FROM event WHERE valid").fetchone()[0]
+    assert valid == len(found)
+
+
+def test_a_spool_append_cut_short_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unit of the full-disk case: a write that fails part way is cut back off, so the
+    next append starts on a whole line."""
+    spool = Spool(tmp_path)
+    spool.open()
+    spool.append([event("a", "imp")])
+    path = next(tmp_path.glob("*.spool"))
+    before = path.read_bytes()
+    real_write = os.write
+    writes: list[int] = []
+
+    def disk_fills(fd: int, data: Any) -> int:
+        writes.append(fd)
+        if len(writes) == 1:
+            return real_write(fd, bytes(data[:100]))  # part of it, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_fills)
+    with pytest.raises(OSError, match="No space"):
+        spool.append([event(f"d{n}", "imp") for n in range(10)])
+    monkeypatch.setattr(os, "write", real_write)
+    assert path.read_bytes() == before and spool.depth() == 1
+    spool.append([event("b", "imp")])
+    assert [json.loads(line)["decision_id"] for line in path.read_bytes().splitlines()] == [
+        "a",
+        "b",
+    ]
+    spool.close()
