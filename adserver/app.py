@@ -26,7 +26,7 @@ from adserver.jobs.scheduler import JobScheduler
 from adserver.runtime import Runtime
 from adserver.web import api, ops, serve
 from adserver.web.guard import RequestGuard
-from adserver.web.pages import admin, auth, dashboard, demo, errors, overview, share
+from adserver.web.pages import account, admin, auth, dashboard, demo, errors, overview, share
 from adserver.web.security import PageGuard
 from adserver.web.serve.fastlane import endpoint_for
 
@@ -124,6 +124,7 @@ def create_app(settings: Settings) -> AdServer:
             *ops.routes,
             *api.routes,
             *auth.routes,
+            *account.routes,
             *share.routes,
             *admin.routes,
             *dashboard.routes,

@@ -46,6 +46,19 @@ def issue_link(connection: Connection, *, user_id: int, purpose: Purpose, now: d
     return token
 
 
+def issued_since(
+    connection: Connection, *, user_id: int, purpose: Purpose, since: datetime
+) -> bool:
+    """Whether a link of this purpose was made for the user after ``since`` (a second "forgot
+    password" within a minute sends nothing more)."""
+    found = connection.execute(
+        select(LINKS.c.id).where(
+            LINKS.c.user_id == user_id, LINKS.c.purpose == purpose, LINKS.c.created_at > since
+        )
+    ).first()
+    return found is not None
+
+
 def link_url(base_url: str, purpose: str, token: str) -> str:
     return f"{base_url}{PATHS[purpose]}{token}"
 

@@ -8,14 +8,14 @@ user the change history names as having acted is disabled, never deleted.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from adserver.accounts import links
-from adserver.accounts.passwords import WeakPassword, hash_password
+from adserver.accounts.passwords import WeakPassword, hash_password, verify_password
 from adserver.accounts.sessions import end_user_sessions
 from adserver.core.models import Advertiser, User, table
 from adserver.services import history
@@ -38,6 +38,8 @@ ADVERTISERS = table(Advertiser)
 ENTITY = "user"
 
 Role = Literal["admin", "advertiser"]
+#: At most one reset link a minute per user.
+RESET_EVERY = timedelta(minutes=1)
 
 
 #: A password is never read or written through these schemas (invitations and the command line
@@ -256,12 +258,33 @@ def set_password(
     """Give a user a new password (checked for strength: a 422 on ``password``), ending every
     session it had and voiding its outstanding links."""
     row = fetch_row(connection, USERS, ENTITY, id=user_id)
-    _write(connection, row, {"password_hash": _hash_or_422(password)}, None, now)
-    end_user_sessions(connection, user_id=user_id)
-    links.void_links(connection, user_id=user_id)
+    return _store_password(connection, row, _hash_or_422(password), actor, now)
+
+
+def change_password(
+    connection: Connection, *, user_id: int, current: str, new: str, now: datetime
+) -> UserPublic:
+    """A signed-in user's own change: the current password must match (a 422 on
+    ``current_password`` otherwise). Every session of the user ends, this one included."""
+    row = fetch_row(connection, USERS, ENTITY, id=user_id)
+    if not verify_password(row.password_hash or None, current):
+        raise invalid("current_password", "is not your current password")
+    if current == new:
+        raise invalid("password", "choose a password different from the current one")
+    return _store_password(
+        connection, row, _hash_or_422(new), Actor("user", row.id, row.email), now
+    )
+
+
+def _store_password(
+    connection: Connection, row: Any, password_hash: str, actor: Actor, now: datetime
+) -> UserPublic:
+    _write(connection, row, {"password_hash": password_hash}, None, now)
+    end_user_sessions(connection, user_id=row.id)
+    links.void_links(connection, user_id=row.id)
     before = {"password": "set" if row.password_hash else "none"}
-    _record(connection, actor, user_id, "update", before, {"password": "changed"}, now)
-    return get_user(connection, user_id=user_id)
+    _record(connection, actor, row.id, "update", before, {"password": "changed"}, now)
+    return get_user(connection, user_id=row.id)
 
 
 def issue_link(
@@ -272,6 +295,52 @@ def issue_link(
     if not row.active:
         raise ServiceError("this user is disabled; enable it before inviting it again")
     return links.issue_link(connection, user_id=user_id, purpose=purpose, now=now)
+
+
+def invite_user(
+    connection: Connection, *, data: UserCreate, actor: Actor, now: datetime
+) -> tuple[UserPublic, str]:
+    """Add a user without a password, with a single-use invitation link token to set one."""
+    user = create_user(connection, data=data, actor=actor, now=now)
+    return user, links.issue_link(connection, user_id=user.id, purpose="invite", now=now)
+
+
+def request_reset(
+    connection: Connection, *, email: str, now: datetime
+) -> tuple[UserPublic, str] | None:
+    """A password-reset link token for the active user with this e-mail address; None when
+    there is no such user, or one was made for it within the last minute (so the form cannot
+    be used to flood a mailbox). The caller answers the same either way."""
+    user = find_user(connection, email=email)
+    if user is None or not user.active:
+        return None
+    since = now - RESET_EVERY
+    if links.issued_since(connection, user_id=user.id, purpose="reset", since=since):
+        return None
+    return user, links.issue_link(connection, user_id=user.id, purpose="reset", now=now)
+
+
+def redeem_link(
+    connection: Connection,
+    *,
+    token: str,
+    purpose: links.Purpose,
+    password: str,
+    now: datetime,
+) -> UserPublic | None:
+    """Set the password of the user a usable link is for, using the link up; None when the
+    link is unknown, expired or used (nothing changes then). A weak password is a 422 and
+    leaves the link usable."""
+    user_id = links.link_user(connection, token=token, purpose=purpose, now=now)
+    if user_id is None:
+        return None
+    password_hash = _hash_or_422(password)
+    if links.redeem_link(connection, token=token, purpose=purpose, now=now) != user_id:
+        return None
+    row = fetch_row(connection, USERS, ENTITY, id=user_id)
+    if not row.active:
+        return None
+    return _store_password(connection, row, password_hash, Actor("user", row.id, row.email), now)
 
 
 def _hash_or_422(password: str) -> str:

@@ -38,6 +38,7 @@ from adserver.accounts.login import attempt_login
 from adserver.accounts.sessions import SessionPolicy, SignedInUser, end_session, session_user
 from adserver.core.models import utcnow
 from adserver.web.common import app_of, runtime
+from adserver.web.pages.flash import add_flash
 from adserver.web.security import (
     CSP_NONCE,
     CSRF_COOKIE,
@@ -209,16 +210,28 @@ async def login_submit(request: Request) -> Response:
         if outcome.refused_for:
             response.headers["Retry-After"] = str(outcome.refused_for)
         return response
-    response = RedirectResponse(next_path or outcome.user.home, 303)
+    return signed_in_response(request, outcome.user, next_path or outcome.user.home)
+
+
+def signed_in_response(
+    request: Request, user: SignedInUser, location: str, *, flash: str | None = None
+) -> Response:
+    """A 303 to ``location`` that gives the browser ``user``'s new session cookie (HttpOnly,
+    SameSite=Lax, Secure behind https), with an optional message for the page it lands on."""
+    response = RedirectResponse(location, 303)
+    secure = _secure(request)
     response.set_cookie(
         SESSION_COOKIE,
-        outcome.user.session_key,
+        user.session_key,
         max_age=int(session_policy(request).absolute.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=_secure(request),
+        secure=secure,
     )
-    response.delete_cookie(CSRF_COOKIE, httponly=True, samesite="lax", secure=_secure(request))
+    response.delete_cookie(CSRF_COOKIE, httponly=True, samesite="lax", secure=secure)
+    if flash is not None:
+        secret = app_of(request).settings.secret_key
+        add_flash(response, secret=secret, level="success", text=flash, secure=secure)
     return response
 
 
