@@ -160,3 +160,26 @@ def test_table_pager_and_figures(env: Environment) -> None:
     assert '<span class="badge badge-pending">pending</span>' in html
     last = template.render(page={"first_url": None, "next_url": None})
     assert "pager" not in last
+
+
+def test_generic_schema_words_are_said_plainly() -> None:
+    from adserver.services.errors import ServiceError
+    from adserver.web.pages.admin.common import refused
+
+    error = ServiceError(
+        "invalid",
+        {
+            "name": "String should have at least 1 character",
+            "goal.total": "Input should be greater than or equal to 1",
+            "weight": "Input should be a valid integer, unable to parse string as an integer",
+            "goal": "a goal needs a total, a daily figure, or both",
+            "mystery": "unknown field",
+        },
+    )
+    form = refused({}, error, ["name", "goal_total", "goal_kind", "weight"], {"goal": "goal_kind"})
+    assert form.errors["name"] == "must not be empty"
+    assert form.errors["goal_total"] == "must be at least 1"
+    assert form.errors["weight"] == "must be a whole number"
+    assert form.errors["goal_kind"] == "a goal needs a total, a daily figure, or both"
+    assert form.errors["_form"] == "mystery: unknown field"
+    assert form.status == 422

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +91,24 @@ def blank_form(values: Mapping[str, Any] | None = None) -> Form:
     return Form(dict(values or {}), {})
 
 
+#: The schema's generic words, said as a person filling a form would put them.
+_PLAIN = (
+    (re.compile(r"^String should have at least 1 character$"), "must not be empty"),
+    (re.compile(r"^Input should be a valid integer.*"), "must be a whole number"),
+    (re.compile(r"^Input should be greater than or equal to (\S+)$"), r"must be at least \1"),
+    (re.compile(r"^Input should be less than or equal to (\S+)$"), r"must be at most \1"),
+    (re.compile(r"^Field required$"), "is required"),
+)
+
+
+def plain(why: str) -> str:
+    """The reason in plain words where the schema gave its generic ones."""
+    for pattern, words in _PLAIN:
+        if pattern.match(why):
+            return pattern.sub(words, why)
+    return why
+
+
 def refused(
     values: Mapping[str, Any],
     exc: ServiceError,
@@ -103,7 +122,8 @@ def refused(
     known = set(fields)
     errors: dict[str, str] = {}
     loose: list[str] = []
-    for key, why in exc.fields.items():
+    for key, reason in exc.fields.items():
+        why = plain(reason)
         if aliases and key in aliases:
             errors.setdefault(aliases[key], why)
             continue
