@@ -51,6 +51,8 @@ class Section:
     slots: list[dict[str, Any]]
     creatives: list[dict[str, Any]]
     csv: str
+    #: Rows per local hour, for a one-day period's chart.
+    hours: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def invalid_share(self) -> float | None:
@@ -154,6 +156,7 @@ def _section(
         slots=document(("slot",))["rows"],
         creatives=document(("creative",))["rows"] if not delivery_counts else [],
         csv=as_csv(by_day, delivery_counts=delivery_counts),
+        hours=document(("hour",))["rows"] if period.kind == "day" else [],
     )
 
 
@@ -199,14 +202,19 @@ def _publisher(connection: Connection, advertiser_id: int | None) -> tuple[str, 
 
 
 def _series(sections: list[Section], period: Period) -> list[tuple[str, int, int]]:
-    """Impressions and clicks per day of the period, across sections (counts, not money)."""
-    totals = {day.isoformat(): [0, 0] for day in period.days}
-    for section in sections:
-        for row in section.days:
-            pair = totals.setdefault(row["day"], [0, 0])
-            pair[0] += int(row["impressions"])
-            pair[1] += int(row["clicks"])
-    return [(day, pair[0], pair[1]) for day, pair in sorted(totals.items())]
+    """Impressions and clicks per day of the period (per local hour of a one-day period),
+    across sections: counts, never money."""
+    if period.kind == "day":
+        totals = {f"{hour:02d}:00": [0, 0] for hour in range(24)}
+        rows = [(row["hour"][11:16], row) for s in sections for row in s.hours]
+    else:
+        totals = {day.isoformat(): [0, 0] for day in period.days}
+        rows = [(row["day"], row) for s in sections for row in s.days]
+    for label, row in rows:
+        pair = totals.setdefault(label, [0, 0])
+        pair[0] += int(row["impressions"])
+        pair[1] += int(row["clicks"])
+    return [(label, pair[0], pair[1]) for label, pair in sorted(totals.items())]
 
 
 def build_advertiser_report(

@@ -5,6 +5,7 @@ stylesheet, no script, the chart as an inline PNG), a plain-text part and the CS
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -168,12 +169,11 @@ def tables(section: Section, kind: str) -> list[Table]:
     return [
         (
             "By day",
-            ["Day", "Impressions", "Viewable", "Clicks", "CTR", "Spend"],
+            ["Day", "Impressions", "Clicks", "CTR", "Spend"],
             [
                 [
-                    r["day"],
+                    _day(r["day"]),
                     number(r["impressions"]),
-                    percent(r["viewability"], 1),
                     number(r["clicks"]),
                     percent(r["ctr"]),
                     money_text(r["spend"], cur),
@@ -240,6 +240,11 @@ def text_table(title: str, columns: list[str], rows: list[list[str]]) -> str:
         cells += [str(cell).rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join([*lines, ""])
+
+
+def _day(iso: str) -> str:
+    """``Mon 9 Mar``: the period's year is in the heading, and a phone has little width."""
+    return date.fromisoformat(iso).strftime("%a %-d %b")
 
 
 def _ratio(part: Any, whole: Any) -> float | None:
