@@ -1,8 +1,9 @@
-"""/admin/users: who may sign in, invited by a single-use link to set their own password.
+"""/admin/users: who may sign in, with their role and advertiser.
 
-A new user has no password: the page makes an invitation link and shows it to the admin to
-pass on (this server mails nothing from here). A user the change history names is disabled,
-never deleted; disabling ends the user's sessions at once (the service layer does both)."""
+Users are invited at /admin/users/invite, and sent a fresh set-password link from their page
+(both in ``pages.account``, which mails the link or shows it when mail is off). A user the
+change history names is disabled, never deleted; disabling ends the user's sessions at once
+(the service layer does both)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adserver.accounts.links import link_url
 from adserver.services import advertisers, users
 from adserver.services.common import parse
 from adserver.services.errors import NotFound, ServiceError
-from adserver.web.common import app_of
 from adserver.web.pages.admin.common import (
     PAGE_SIZE,
     Form,
@@ -83,47 +82,6 @@ def _payload(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _invite(user_id: int, connection: Connection) -> str:
-    return users.issue_link(connection, user_id=user_id, purpose="invite", now=now())
-
-
-async def user_new(request: Request) -> Response:
-    form: Form = blank_form(
-        {
-            "role": "advertiser",
-            "active": True,
-            "advertiser": request.query_params.get("advertiser", ""),
-        }
-    )
-    if request.method == "POST":
-        values = _values(await request.form())
-
-        def create(connection: Connection, data: users.UserCreate) -> tuple[users.UserPublic, str]:
-            user = users.create_user(connection, data=data, actor=actor(request), now=now())
-            return user, _invite(user.id, connection)
-
-        outcome = await attempt(
-            request,
-            values,
-            FIELDS,
-            lambda: partial(create, data=parse(users.UserCreate, _payload(values))),
-        )
-        if not isinstance(outcome, Form):
-            user, token = outcome
-            return await _user_page(
-                request, user, blank_form(_stored(user)), invitation=_link(request, token)
-            )
-        form = outcome
-    context = {"form": form, "user": None, **await read(request, _advertiser_choices)}
-    return render(
-        request, "admin/users/form.html", context, section="users", status_code=form.status
-    )
-
-
-def _link(request: Request, token: str) -> str:
-    return link_url(app_of(request).settings.base_url, "invite", token)
-
-
 def _stored(user: users.UserPublic) -> dict[str, Any]:
     return {
         "email": user.email,
@@ -134,19 +92,8 @@ def _stored(user: users.UserPublic) -> dict[str, Any]:
     }
 
 
-async def _user_page(
-    request: Request,
-    user: users.UserPublic,
-    form: Form,
-    *,
-    invitation: str | None = None,
-) -> Response:
-    context = {
-        "form": form,
-        "user": user,
-        "invitation": invitation,
-        **await read(request, _advertiser_choices),
-    }
+async def _user_page(request: Request, user: users.UserPublic, form: Form) -> Response:
+    context = {"form": form, "user": user, **await read(request, _advertiser_choices)}
     return render(
         request, "admin/users/form.html", context, section="users", status_code=form.status
     )
@@ -185,21 +132,6 @@ async def user_detail(request: Request) -> Response:
     return await _user_page(request, user, form)
 
 
-async def user_invite(request: Request) -> Response:
-    """A new single-use link for the user to set a password, shown to the admin."""
-    user_id: int = request.path_params["user_id"]
-    try:
-        token = await write(request, partial(_invite, user_id))
-    except NotFound as exc:
-        raise not_found(exc) from exc
-    except ServiceError as exc:
-        return done(request, f"/admin/users/{user_id}", exc.message, level="error")
-    user = await _get(request, user_id)
-    return await _user_page(
-        request, user, blank_form(_stored(user)), invitation=_link(request, token)
-    )
-
-
 async def user_delete(request: Request) -> Response:
     user_id: int = request.path_params["user_id"]
     submitted = await request.form()
@@ -224,14 +156,7 @@ async def user_delete(request: Request) -> Response:
 
 routes = [
     Route("/admin/users", user_list, methods=["GET"], name="admin_users"),
-    Route("/admin/users/new", user_new, methods=["GET", "POST"], name="admin_user_new"),
     Route("/admin/users/{user_id:int}", user_detail, methods=["GET", "POST"], name="admin_user"),
-    Route(
-        "/admin/users/{user_id:int}/invite",
-        user_invite,
-        methods=["POST"],
-        name="admin_user_invite",
-    ),
     Route(
         "/admin/users/{user_id:int}/delete",
         user_delete,
