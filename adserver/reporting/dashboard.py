@@ -155,13 +155,27 @@ def build_dashboard(
         for name, values in result.labels.items():
             labels.setdefault(name, {}).update(values)
 
-    def within(p: Period) -> dict[str, list[tuple[tuple[Any, ...], Figures]]]:
+    # Folded once per day and once per place (site, slot, campaign, creative); the top line,
+    # the chart and the tables are folded from those few groups, not from every row again.
+    days = {c: fold(r.rows, lambda k: k[_DAY]) for c, r in results.items()}
+
+    def on_days(p: Period) -> dict[str, list[tuple[tuple[Any, ...], Figures]]]:
         return {
-            c: [(k, f) for k, f in r.rows if p.start <= k[_DAY] <= p.end]
-            for c, r in results.items()
+            c: [((d,), f) for d, f in by_day.items() if p.start <= d <= p.end]
+            for c, by_day in days.items()
         }
 
-    now_rows, before_rows = within(period), within(previous)
+    places = {
+        c: [
+            ((None, *key), figures)
+            for key, figures in fold(
+                [(k, f) for k, f in r.rows if period.start <= k[_DAY] <= period.end],
+                lambda k: k[_SITE:],
+            ).items()
+        ]
+        for c, r in results.items()
+    }
+    now_rows, before_rows = on_days(period), on_days(previous)
     dashboard = Dashboard(
         scope=scope,
         period=period,
@@ -179,9 +193,9 @@ def build_dashboard(
         _daily_chart(dashboard, now_rows, before_rows)
     lifetime = _lifetime(connection, scope, today)
     dashboard.tables = {
-        "campaigns": _campaign_table(scope, now_rows, currencies, lifetime, now),
-        "slots": _slot_table(now_rows, currencies, labels),
-        "creatives": _creative_table(scope, now_rows, currencies),
+        "campaigns": _campaign_table(scope, places, currencies, lifetime, now),
+        "slots": _slot_table(places, currencies, labels),
+        "creatives": _creative_table(scope, places, currencies),
         "days": _day_table(period, now_rows, currencies),
     }
     return dashboard
