@@ -151,7 +151,9 @@ def site(engine: Engine, live_server: LiveServer) -> dict[str, str]:
             made = add_campaign(session, [top], advertiser=name, name=name, **fields)
             add_creative(session, made)
             if name in ("Done", "Spent"):
-                session.add(CampaignDelivery(campaign_id=made.id, impressions=10, spend_nanos=10**6))
+                session.add(
+                    CampaignDelivery(campaign_id=made.id, impressions=10, spend_nanos=10**6)
+                )
         waiting = add_campaign(session, [top], advertiser="Waiting", name="Waiting")
         session.add(
             Creative(campaign_id=waiting.id, name="new", status="pending", width=728, height=90)

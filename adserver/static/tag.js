@@ -117,6 +117,21 @@
     .map((s) => s.trim()).filter(Boolean);
   const setStatus = (el, status) => el.setAttribute("data-ad-status", status);
   let epoch = 0; // bumped by refresh(): older answers are dropped
+  // Campaigns this page view shows, sent with each later batch (page rules).
+  let shown = new Set();
+  let asked = false;
+
+  // Sizes no wider than the slot's box, else the narrowest (scaled down), as embed.py reserves.
+  const widthOf = (s) => +s.split("x")[0] || 0;
+  function fitting(el) {
+    const sizes = list(el, "data-ad-sizes");
+    const box = el.clientWidth;
+    if (!box || !sizes.length) return sizes;
+    const fit = sizes.filter((s) => widthOf(s) <= box);
+    if (fit.some(widthOf)) return fit;
+    const narrowest = Math.min(...sizes.map(widthOf).filter(Boolean));
+    return sizes.filter((s) => !widthOf(s) || widthOf(s) === narrowest);
+  }
 
   const lazyIO = IO && new IntersectionObserver((entries) => {
     const near = entries.filter((e) => e.isIntersecting).map((e) => e.target);
@@ -130,7 +145,11 @@
     const state = { display: style.display, node: null };
     const sized = style.minHeight || style.height || el.getBoundingClientRect().height > 0;
     if (!sized) {
-      const heights = list(el, "data-ad-sizes").map((s) => +s.split("x")[1] || 0);
+      const box = el.clientWidth;
+      const heights = fitting(el).map((s) => {
+        const h = +s.split("x")[1] || 0;
+        return box && widthOf(s) > box ? h * box / widthOf(s) : h;
+      });
       const tallest = Math.max(0, ...heights);
       if (tallest) style.minHeight = tallest + "px";
     }
@@ -171,7 +190,7 @@
       site: SITE,
       slots: batch.map((el) => {
         const slot = { name: nameOf(el) };
-        const sizes = list(el, "data-ad-sizes");
+        const sizes = fitting(el);
         if (sizes.length) slot.sizes = sizes;
         list(el, "data-ad-keywords").forEach((k) => keywords.add(k));
         return slot;
@@ -179,6 +198,8 @@
       url: location.href,
     };
     if (keywords.size) body.keywords = Array.from(keywords).join(",");
+    if (asked) body.shown = Array.from(shown).join(",");
+    asked = true;
     let answer = null;
     try {
       await consent;
@@ -217,11 +238,24 @@
       node.srcdoc = '<base target="_blank"><style>body{margin:0;overflow:hidden}</style>' +
         ad.html;
       el.textContent = "";
-      el.appendChild(node);
+      // Wider than its box: scaled down whole.
+      const k = ad.width > el.clientWidth ? el.clientWidth / ad.width : 1;
+      let box = node;
+      if (k < 1 && ad.height) {
+        box = d.createElement("div");
+        box.style.cssText = "overflow:hidden;margin:auto;width:" + ad.width * k + "px;height:" +
+          ad.height * k + "px";
+        node.style.cssText = "max-width:none;transform-origin:0 0;transform:scale(" + k + ")";
+        box.appendChild(node);
+      }
+      el.appendChild(box);
     } else {
       el.innerHTML = ad.html; // image or text markup, escaped by the server
       node = (ad.kind === "image" && el.querySelector("img")) || el.firstElementChild;
+      // A text ad fills the box the page reserved.
+      el.classList.toggle("adsv-fill", ad.kind === "text");
     }
+    if (ad.campaign != null) shown.add(ad.campaign);
     state.node = node;
     setStatus(el, "filled");
     beacon(ad.impression_url);
@@ -246,6 +280,7 @@
     if (lazyIO) lazyIO.unobserve(el);
     if (state) {
       if (state.node) el.textContent = "";
+      el.classList.remove("adsv-fill");
       state.node = null;
       el.style.display = state.display;
     }
@@ -256,6 +291,8 @@
   style.textContent = "ins[data-ad-slot]{display:block;text-align:center;text-decoration:none}" +
     ".adsv-image img{max-width:100%;height:auto;border:0;vertical-align:top}" +
     ".adsv-frame{border:0;max-width:100%;vertical-align:top}" +
+    "ins.adsv-fill{display:flex!important;flex-direction:column}" +
+    ".adsv-fill>.adsv-text{flex:1 1 auto;width:100%;box-sizing:border-box;margin:0 auto}" +
     ".adsv-text{display:flow-root;max-width:728px;margin:auto;padding:12px;text-align:left;" +
     "border:1px solid rgba(128,128,128,.4);border-radius:6px;color:inherit;text-decoration:none}" +
     ".adsv-text::before{content:'Sponsored';float:right;margin-left:8px;font-size:.75em}" +
@@ -267,6 +304,8 @@
     // New decisions for every slot (e.g. a single-page site changed page).
     refresh() {
       epoch++;
+      shown = new Set();
+      asked = false;
       views.forEach((v) => unwatch(v.node));
       d.querySelectorAll("ins[data-ad-slot]").forEach(reset);
       scan();
