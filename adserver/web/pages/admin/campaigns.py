@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adserver.core.enums import PRICINGS, STATUSES, TIERS
-from adserver.reporting.stats import BadQuery, Figures, StatsQuery, run_stats
+from adserver.reporting.stats import BadQuery, StatsQuery, StatsResult, run_stats
 from adserver.services import advertisers, campaigns, creatives, sites, slots
 from adserver.services.common import parse
 from adserver.services.errors import NotFound, ServiceError
@@ -278,7 +278,7 @@ async def campaign_new(request: Request) -> Response:
     )
 
 
-def _delivery(connection: Connection, campaign: campaigns.CampaignPublic) -> Figures | None:
+def _delivery(connection: Connection, campaign: campaigns.CampaignPublic) -> StatsResult | None:
     """The campaign's delivery so far, from the same statistics as /v1/stats; None when it
     spans sites billed in different currencies (the dashboard shows those side by side)."""
     first = campaign.starts_at[:10] if campaign.starts_at else None
@@ -286,7 +286,7 @@ def _delivery(connection: Connection, campaign: campaigns.CampaignPublic) -> Fig
     today = now().date() + timedelta(days=1)  # the day already begun east of UTC
     query = StatsQuery(start=min(start, today), end=today, by=("campaign",), campaign=campaign.id)
     try:
-        return run_stats(connection, query).totals
+        return run_stats(connection, query)
     except BadQuery:
         return None
 
@@ -329,7 +329,7 @@ async def campaign_detail(request: Request) -> Response:
         return {
             "advertiser": owner,
             "creatives": creatives.list_creatives(connection, query=query),
-            "delivered": _delivery(connection, campaign),
+            "delivery": _delivery(connection, campaign),
             **_choices(connection),
         }
 
