@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adserver.delivery.decide import DecideRequest, SlotRequest, UnknownSite, decide
+from adserver.delivery.embed import copy_ready_tag
 from adserver.services import sites, slots
 from adserver.services.common import parse
 from adserver.services.errors import NotFound, ServiceError
@@ -34,7 +35,6 @@ from adserver.web.pages.admin.common import (
     text,
     version_of,
 )
-from adserver.web.pages.admin.embed import embed_tags
 from adserver.web.pages.admin.previews import Preview, preview_of
 
 FIELDS = ("site", "name", "sizes", "fallback_html", "status")
@@ -157,7 +157,12 @@ async def slot_detail(request: Request) -> Response:
     context = {
         "form": form,
         "slot": slot,
-        "tags": embed_tags(app_of(request).settings.base_url, slot.site, slot.name, slot.sizes),
+        "tags": copy_ready_tag(
+            base_url=app_of(request).settings.base_url,
+            site_key=slot.site,
+            slot_name=slot.name,
+            sizes=slot.sizes,
+        ),
         "preview": await _serving_now(request, slot),
     }
     return render(
