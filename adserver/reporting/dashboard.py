@@ -23,7 +23,13 @@ from adserver.core.models import Advertiser, Campaign, CampaignSlot, Creative, S
 from adserver.delivery.render import asset_url
 from adserver.reporting import charts
 from adserver.reporting.periods import Period, period_from_params
-from adserver.reporting.stats import Figures, StatsQuery, fold, run_stats
+from adserver.reporting.stats import (
+    Figures,
+    StatsQuery,
+    StatsResult,
+    fold,
+    run_stats_per_currency,
+)
 from adserver.reporting.tables import Column, Table, percent
 
 BY = ("day", "site", "slot", "campaign", "creative")
@@ -144,11 +150,10 @@ def build_dashboard(
     today = now.astimezone(scope.zone).date()
     period = period_from_params(params, today)
     previous = period.previous()
-    results = {
-        currency: run_stats(connection, _query(scope, previous.start, period.end, BY, currency))
-        for currency in _all_currencies(connection, scope)
-    }
-    results = {c: r for c, r in results.items() if r.rows or c in scope.currencies}
+    query = _query(scope, previous.start, period.end, BY)
+    results = {c: r for c, r in run_stats_per_currency(connection, query).items() if c}
+    for currency in scope.currencies:
+        results.setdefault(currency, StatsResult(query, currency, [], Figures(), {}))
     currencies = sorted(results)
     labels: dict[str, dict[int, str]] = {}
     for result in results.values():
@@ -201,23 +206,10 @@ def build_dashboard(
     return dashboard
 
 
-def _query(
-    scope: Scope, start: date, end: date, by: tuple[str, ...], currency: str | None
-) -> StatsQuery:
+def _query(scope: Scope, start: date, end: date, by: tuple[str, ...]) -> StatsQuery:
     return StatsQuery(
-        start=start,
-        end=end,
-        by=by,
-        advertiser=scope.advertiser_id,
-        campaign=scope.campaign_id,
-        currency=currency,
+        start=start, end=end, by=by, advertiser=scope.advertiser_id, campaign=scope.campaign_id
     )
-
-
-def _all_currencies(connection: Connection, scope: Scope) -> list[str]:
-    """Every currency a site is billed in (a campaign may have run on a site it has left)."""
-    found = {str(c) for c in connection.execute(select(_SITES.c.currency).distinct()).scalars()}
-    return sorted(found | set(scope.currencies))
 
 
 # -- top line -----------------------------------------------------------------------------
@@ -307,12 +299,10 @@ def _hourly_chart(connection: Connection, dashboard: Dashboard) -> None:
     middle = int(datetime.combine(period.start, time(0), tzinfo=zone).timestamp())
     after = int(datetime.combine(period.end + timedelta(days=1), time(0), tzinfo=zone).timestamp())
     buckets: dict[int, Figures] = {}
-    for currency in dashboard.currencies:
-        query = _query(scope, previous.start, period.end, ("hour",), currency)
-        for (hour,), figures in run_stats(connection, query).rows:
-            epoch = int(hour[0])
-            start = _hour_start(epoch, zone)
-            buckets.setdefault(start, Figures()).add(figures)
+    query = _query(scope, previous.start, period.end, ("hour",))
+    for result in run_stats_per_currency(connection, query).values():
+        for (hour,), figures in result.rows:
+            buckets.setdefault(_hour_start(int(hour[0]), zone), Figures()).add(figures)
     hours = _hours(middle, after, zone)
     earlier = _hours(first, middle, zone)
     # Summer time can make the two periods a few hours apart in length: pad the shorter one.
@@ -462,9 +452,9 @@ def _lifetime(connection: Connection, scope: Scope, today: date) -> dict[int, Fi
         return {}
     start = min([*starts, today]) if len(starts) == len(scope.campaigns) else date(1970, 1, 2)
     lifetime: dict[int, Figures] = {}
-    for currency in _all_currencies(connection, scope):
-        query = _query(scope, start, today, ("campaign",), currency)
-        for (campaign_id,), figures in run_stats(connection, query).rows:
+    query = _query(scope, start, today, ("campaign",))
+    for result in run_stats_per_currency(connection, query).values():
+        for (campaign_id,), figures in result.rows:
             if campaign_id is not None:
                 lifetime.setdefault(int(campaign_id), Figures()).add(figures)
     return lifetime
