@@ -1,4 +1,5 @@
-// The admin pages' one script (the pages' CSP allows no inline script): copy buttons.
+// The admin pages' one script (the pages' CSP allows no inline script): copy buttons, and on a
+// phone the menu scrolled to the current section.
 // A button with data-copy="ID" copies the text of the element with that id.
 (function () {
   "use strict";
@@ -14,6 +15,10 @@
     var selection = window.getSelection();
     selection.removeAllRanges();
     selection.addRange(range);
+  }
+  var current = document.querySelector(".mainnav [aria-current]");
+  if (current && current.parentElement.scrollWidth > current.parentElement.clientWidth) {
+    current.scrollIntoView({ block: "nearest", inline: "center" });
   }
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
