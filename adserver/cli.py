@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -176,6 +177,7 @@ def _run_server(
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from adserver.demo.data import DEMO_LOGINS, add_demo_data
+    from adserver.demo.history import DAYS, add_history
 
     _check_port(args.port)
     if not os.environ.get("ADSERVER_SECRET_KEY"):
@@ -188,6 +190,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         before, head = schema_state(engine)
         migrate(settings.database_url)
         info = add_demo_data(engine, base_url=settings.base_url)
+        if info is not None:
+            add_history(engine, now=datetime.now(UTC))
     finally:
         engine.dispose()
     base = settings.base_url
@@ -201,6 +205,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if before != head
         else f"  schema:   up to date ({head})"
     )
+    if info is not None:
+        print(f"  history:  {DAYS} days of generated statistics, so every page has figures")
     print(f"  demo article: {base}/demo/")
     print(f"  the tag:      {base}/tag.js")
     print(f"  health:       {base}/healthz")

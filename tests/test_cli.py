@@ -157,6 +157,7 @@ def test_demo_serves_the_article_on_the_default_database(tmp_path: Path) -> None
     assert "Application shutdown complete." in first
     assert (tmp_path / "adserver.db").exists()  # the default ./adserver.db
     assert "(demo data added)" in first
+    assert "history:  60 days of generated statistics" in first
     assert "schema:   migrated from nothing to" in first
     assert f"demo article: http://127.0.0.1:{port}/demo/" in first
     assert "login: admin@example.com / demo-admin (admin)" in first
