@@ -15,8 +15,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.parser import BytesHeaderParser
+from email.utils import formatdate, getaddresses, make_msgid
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -144,6 +146,24 @@ def compose(
 
 
 @dataclass(frozen=True)
+class Envelope:
+    """A message already rendered to bytes (``message.as_bytes(policy=SMTP)``), sent as is:
+    what an outbox keeps, so sending does not parse and render it again."""
+
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    @classmethod
+    def of(cls, data: bytes) -> Envelope:
+        """Sender and recipients from the message's own From and To headers."""
+        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(data)
+        (_, sender), *_ = getaddresses([str(headers.get("From", ""))]) or [("", "")]
+        recipients = [a for _, a in getaddresses([str(h) for h in headers.get_all("To", [])]) if a]
+        return cls(sender, recipients, data)
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What became of one message: ``sent``; ``failed`` (refused for good, never retried);
     ``deferred`` (still failing temporarily after every attempt: try again later); ``off`` (no
@@ -196,7 +216,7 @@ class Mailer:
 
     def send(
         self,
-        messages: Sequence[EmailMessage],
+        messages: Sequence[EmailMessage | Envelope],
         *,
         on_settled: Callable[[int, Outcome], None] | None = None,
     ) -> list[Outcome]:
@@ -282,10 +302,13 @@ class Mailer:
         return client
 
 
-def _deliver(client: smtplib.SMTP, message: EmailMessage) -> str:
+def _deliver(client: smtplib.SMTP, message: EmailMessage | Envelope) -> str:
     """Send one message on an open connection; raises _Temporary or _Permanent."""
     try:
-        refused = client.send_message(message)
+        if isinstance(message, Envelope):
+            refused = client.sendmail(message.sender, message.recipients, message.data)
+        else:
+            refused = client.send_message(message)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         reasons = "; ".join(

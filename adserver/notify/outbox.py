@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, func, insert, or_, select, update
 
 from adserver.core.models import Outbox, table
-from adserver.notify.mail import Mailer, Outcome
+from adserver.notify.mail import Envelope, Mailer, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +147,7 @@ def _send(
     holder: str,
     now: datetime,
 ) -> DrainResult:
-    parser = BytesParser(_class=EmailMessage, policy=policy.default)
-    messages = [parser.parsebytes(raw) for _, _, raw in claimed]
+    messages = [Envelope.of(raw) for _, _, raw in claimed]
     recorded: set[int] = set()
 
     def record(index: int, outcome: Outcome) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from adserver.reporting.report_build import (
 )
 from adserver.reporting.report_chart import render_chart
 from adserver.reporting.report_periods import (
+    Occurrence,
     Period,
     last_complete_period,
     latest_occurrence,
@@ -43,10 +45,14 @@ from adserver.reporting.report_periods import (
 )
 from adserver.reporting.report_render import render_html, render_text
 
+log = logging.getLogger(__name__)
+
 REPORTS = table(Report)
 SCHEDULES = table(ReportSchedule)
 #: A report built this long after its scheduled time says so ("late").
 LATE_AFTER = timedelta(minutes=15)
+#: Reports built and committed together (a failure retries the group's reports one by one).
+BATCH = 25
 CHART_CID = "chart"
 
 
@@ -252,27 +258,49 @@ def run_due_reports(engine: Engine, settings: Settings, *, now: datetime) -> Due
                 )
             )
         }
-    built = queued = 0
-    for schedule, occurrence in due:
-        if (int(schedule.id), occurrence.period.start.isoformat()) in made:
-            continue
-        with engine.begin() as connection:
-            result = make_report(
-                connection,
-                settings,
-                advertiser_id=schedule.advertiser_id,
-                period=occurrence.period,
-                now=now,
-                recipients=recipients_for(
-                    connection, advertiser_id=schedule.advertiser_id, listed=schedule.recipients
-                ),
-                schedule_id=int(schedule.id),
-                late=now - occurrence.due > LATE_AFTER,
-            )
-        if result is not None:
-            built += 1
-            queued += result.queued
-    return Due(built, queued)
+    todo = [
+        (schedule, occurrence)
+        for schedule, occurrence in due
+        if (int(schedule.id), occurrence.period.start.isoformat()) not in made
+    ]
+    results: list[Made | None] = []
+    for start in range(0, len(todo), BATCH):
+        group = todo[start : start + BATCH]
+        try:
+            with engine.begin() as connection:  # one commit for a group: one fsync, not 25
+                results += [_scheduled(connection, settings, *item, now) for item in group]
+        except Exception:
+            # One report that cannot be built must not hold back the others: one at a time.
+            log.exception("reports: a group failed; building its reports one by one")
+            for item in group:
+                try:
+                    with engine.begin() as connection:
+                        results.append(_scheduled(connection, settings, *item, now))
+                except Exception:
+                    log.exception("reports: schedule %s failed", item[0].id)
+    built = [r for r in results if r is not None]
+    return Due(len(built), sum(r.queued for r in built))
+
+
+def _scheduled(
+    connection: Connection,
+    settings: Settings,
+    schedule: Any,
+    occurrence: Occurrence,
+    now: datetime,
+) -> Made | None:
+    return make_report(
+        connection,
+        settings,
+        advertiser_id=schedule.advertiser_id,
+        period=occurrence.period,
+        now=now,
+        recipients=recipients_for(
+            connection, advertiser_id=schedule.advertiser_id, listed=schedule.recipients
+        ),
+        schedule_id=int(schedule.id),
+        late=now - occurrence.due > LATE_AFTER,
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ billed in different currencies, the report has one section per currency (each ex
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,15 @@ from adserver.core.models import (
 )
 from adserver.reporting.report_pacing import CampaignStanding, campaign_standings
 from adserver.reporting.report_periods import Period
-from adserver.reporting.stats import BadQuery, StatsQuery, as_csv, as_json, run_stats
+from adserver.reporting.stats import (
+    BadQuery,
+    Figures,
+    StatsQuery,
+    StatsResult,
+    as_csv,
+    as_json,
+    run_stats,
+)
 
 #: The top-line figures, each shown against the previous period.
 TOP_LINE = ("impressions", "viewability", "clicks", "ctr", "spend", "ecpm")
@@ -130,33 +138,56 @@ def _section(
     keep_empty: bool = False,
     **filters: Any,
 ) -> Section | None:
-    def document(by: tuple[str, ...], when: Period = period) -> dict[str, Any]:
-        result = run_stats(connection, _query(when, by, site=site, currency=currency, **filters))
+    def query(by: tuple[str, ...], when: Period = period) -> StatsQuery:
+        return _query(when, by, site=site, currency=currency, **filters)
+
+    def document(result: StatsResult) -> dict[str, Any]:
         return as_json(result, delivery_counts=delivery_counts)
 
-    by_day = run_stats(
-        connection, _query(period, ("day",), site=site, currency=currency, **filters)
-    )
-    days = as_json(by_day, delivery_counts=delivery_counts)
+    # One call for every table: its rows are folded into each table's grouping below, exactly
+    # as run_stats folds rows itself, so each table equals /v1/stats?by=THAT for the period.
+    tables = ("campaign", "slot") if delivery_counts else ("campaign", "slot", "creative")
+    full = run_stats(connection, query(("day", *tables)))
+    by_day = project(full, ("day",))
+    days = document(by_day)
     if (site is not None or currency is not None) and not days["rows"] and not keep_empty:
         return None  # a site, or a currency, with nothing in this period
-    campaigns = document(("campaign",))["rows"]
+    campaigns = document(project(full, ("campaign",)))["rows"]
     for row in campaigns:
-        standing = standings.get(row["campaign"])
-        row["standing"] = standing
+        row["standing"] = standings.get(row["campaign"])
+    previous = run_stats(connection, query((), period.previous()))
     return Section(
         site=site,
         site_name=site_name,
         currency=days["currency"] or currency,
         split_by_currency=currency is not None,
         totals=days["totals"],
-        previous=document(("day",), period.previous())["totals"],
+        previous=document(previous)["totals"],
         days=days["rows"],
         campaigns=campaigns,
-        slots=document(("slot",))["rows"],
-        creatives=document(("creative",))["rows"] if not delivery_counts else [],
+        slots=document(project(full, ("slot",)))["rows"],
+        creatives=document(project(full, ("creative",)))["rows"] if not delivery_counts else [],
         csv=as_csv(by_day, delivery_counts=delivery_counts),
-        hours=document(("hour",))["rows"] if period.kind == "day" else [],
+        hours=document(run_stats(connection, query(("hour",))))["rows"]
+        if period.kind == "day"
+        else [],
+    )
+
+
+def project(result: StatsResult, by: tuple[str, ...]) -> StatsResult:
+    """``result`` grouped by fewer of its dimensions, rows folded and ordered as ``run_stats``
+    folds and orders them."""
+    positions = [result.query.by.index(name) for name in by]
+    folded: dict[tuple[Any, ...], Figures] = {}
+    for key, figures in result.rows:
+        folded.setdefault(tuple(key[p] for p in positions), Figures()).add(figures)
+    rows = sorted(folded.items(), key=lambda item: tuple((v is None, v) for v in item[0]))
+    return StatsResult(
+        query=replace(result.query, by=by),
+        currency=result.currency,
+        rows=rows,
+        totals=result.totals,
+        labels={name: result.labels[name] for name in by if name in result.labels},
     )
 
 

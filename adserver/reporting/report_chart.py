@@ -95,5 +95,7 @@ def render_chart(series: Sequence[tuple[str, int, int]]) -> bytes:
     draw.line([(left, bottom), (right, bottom)], fill=TEXT, width=2)
     out = io.BytesIO()
     # A few colours suffice: a palette image encodes several times faster and smaller.
-    image.quantize(palette=_palette(), dither=Image.Dither.NONE).save(out, format="PNG")
+    image.quantize(palette=_palette(), dither=Image.Dither.NONE).save(
+        out, format="PNG", compress_level=1
+    )
     return out.getvalue()
