@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from sqlalchemy import Engine, insert
 
 from adserver.accounts.passwords import hash_password
@@ -253,3 +254,54 @@ def test_bad_ranges_and_ids_are_a_clear_400(world: World) -> None:
             answer = client.get("/dashboard", params=params)
             assert answer.status_code == 400, params
         assert client.get("/dashboard/nothing.csv").status_code == 404
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (12, 90, 110)).save(out, "PNG")
+    return out.getvalue()
+
+
+def upload(
+    client: httpx.Client, csrf: str, campaign: int, size: str, image: bytes
+) -> httpx.Response:
+    return client.post(
+        "/dashboard/creatives",
+        data={
+            "csrf_token": csrf,
+            "campaign": str(campaign),
+            "name": "Autumn banner",
+            "size": size,
+            "click_url": "https://acme.example/autumn",
+        },
+        files={"image": ("banner.png", image, "image/png")},
+        follow_redirects=True,
+    )
+
+
+def test_an_advertiser_uploads_a_creative_that_waits_for_approval(world: World) -> None:
+    with world.signed_in("buyer@acme.test") as client:
+        csrf = csrf_of(client.get("/dashboard").text)
+        answer = upload(client, csrf, world.ids["a1"], "728x90", png(728, 90))
+        assert answer.status_code == 200, answer.text
+        assert "waits for the publisher&#39;s approval" in answer.text
+        rows = table_csv(client, "creatives", **MARCH)
+        new = [row for row in rows if row["Creative"] == "Autumn banner"]
+        assert len(new) == 1 and new[0]["Status"] == "pending"
+        # Another advertiser's campaign, or an image of the wrong size, is refused.
+        theirs = upload(client, csrf, world.ids["b1"], "300x250", png(300, 250))
+        assert theirs.status_code == 422 and "=Bolt side" not in theirs.text
+        wrong = upload(client, csrf, world.ids["a1"], "728x90", png(300, 250))
+        assert wrong.status_code == 422
+        assert 'class="field-error"' in wrong.text and "Autumn banner" in wrong.text
+    with api_client(world.server, world.admin_token) as admin:
+        pending = admin.get("/v1/manage/creatives", params={"status": "pending"}).json()
+        assert [c["name"] for c in pending] == ["Autumn banner"]
+        rejected = admin.patch(
+            f"/v1/manage/creatives/{pending[0]['id']}",
+            json={"status": "rejected", "review_note": "The logo is too small to read."},
+        )
+        assert rejected.status_code == 200, rejected.text
+    with world.signed_in("buyer@acme.test") as client:
+        page = client.get("/dashboard", params=MARCH)
+        assert "The logo is too small to read." in page.text

@@ -71,6 +71,8 @@ class Scope:
     zone: ZoneInfo
     #: The currencies of the sites its campaigns run on.
     currencies: list[str]
+    #: The sizes of the slots its campaigns are booked on (what a new creative may have).
+    sizes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -132,6 +134,16 @@ def load_scope(
             select(_SITES.c.id, _SITES.c.timezone, _SITES.c.currency).order_by(_SITES.c.id)
         ).all()
     zone = ZoneInfo(sites[0].timezone) if sites else UTC_ZONE
+    sizes = {
+        size
+        for (slot_sizes,) in connection.execute(
+            select(_SLOTS.c.sizes)
+            .join(_LINKS, _LINKS.c.slot_id == _SLOTS.c.id)
+            .where(_LINKS.c.campaign_id.in_(sorted(rows)))
+        )
+        for size in slot_sizes
+        if size != "fluid"
+    }
     return Scope(
         advertiser_id=int(advertiser_id),
         advertiser_name=str(name),
@@ -140,6 +152,7 @@ def load_scope(
         creatives=creatives,
         zone=zone,
         currencies=sorted({str(s.currency) for s in sites}),
+        sizes=sorted(sizes, key=lambda size: [int(n) for n in size.split("x")]),
     )
 
 

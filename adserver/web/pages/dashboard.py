@@ -6,10 +6,12 @@ another advertiser, is a 404 as if it did not exist, on the page, its CSVs and i
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import Connection
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -24,8 +26,8 @@ from adserver.reporting.dashboard import (
     dashboard_for,
 )
 from adserver.reporting.stats import BadQuery
-from adserver.services import share_links
-from adserver.services.common import Actor
+from adserver.services import creatives, share_links
+from adserver.services.common import Actor, parse
 from adserver.services.errors import NotFound as ServiceNotFound
 from adserver.services.errors import ServiceError
 from adserver.web.common import app_of, runtime
@@ -98,7 +100,9 @@ async def _load(request: Request, user: SignedInUser) -> tuple[Dashboard, int, i
     return dashboard, advertiser_id, campaign_id, links
 
 
-async def dashboard_page(request: Request) -> Response:
+async def dashboard_page(
+    request: Request, upload: dict[str, Any] | None = None, status_code: int = 200
+) -> Response:
     user = await require_user(request)
     if user.is_admin and _numeric(request, "advertiser") is None:
         choices = await runtime(request).run_db(advertiser_choices)
@@ -117,14 +121,21 @@ async def dashboard_page(request: Request) -> Response:
         if campaign_id is None
         else {},
         "user": user,
+        "upload": upload or {"values": {"campaign": campaign_id or ""}, "errors": {}},
+        "campaign_options": [(cid, c.name) for cid, c in dashboard.scope.campaigns.items()],
+        "size_options": [(size, size) for size in dashboard.scope.sizes],
         "share_links": links,
         "campaign_id": campaign_id,
         "advertiser_keep": _keep(user, advertiser_id, None),
         "flashes": _flashes(request),
     }
     return app_of(request).templates.TemplateResponse(
-        request, "dashboard/index.html", page, headers=PRIVATE
+        request, "dashboard/index.html", page, status_code=status_code, headers=PRIVATE
     )
+
+
+async def dashboard_view(request: Request) -> Response:
+    return await dashboard_page(request)
 
 
 async def dashboard_csv(request: Request) -> Response:
@@ -141,6 +152,11 @@ def _flashes(request: Request) -> list[tuple[str, str]]:
     messages = {
         "shared": ("success", "A share link was made: copy it from the list below."),
         "revoked": ("success", "The share link was revoked: it no longer opens."),
+        "uploaded": (
+            "success",
+            "The creative was uploaded. It waits for the publisher's approval and is not shown "
+            "before; its status is in the creatives table below.",
+        ),
     }
     return [messages[done]] if done in messages else []
 
@@ -210,6 +226,61 @@ async def revoke_share_link(request: Request) -> Response:
     return _back(user, advertiser_id, "revoked")
 
 
+#: What the upload form names each field of the service's schema.
+UPLOAD_FIELDS = ("campaign", "name", "size", "click_url", "image")
+
+
+async def upload_creative(request: Request) -> Response:
+    """The page's form: an image creative for one of the advertiser's own campaigns, which
+    waits for the publisher's approval (the service layer sets it pending)."""
+    user = await require_user(request)
+    form = await request.form()
+    advertiser_id = _advertiser(user, _numeric(request, "advertiser"))
+    if advertiser_id is None:
+        raise HTTPException(400, "Choose an advertiser.")
+    values = {name: str(form.get(name, "")).strip() for name in UPLOAD_FIELDS if name != "image"}
+    upload = form.get("image")
+    image = await upload.read() if isinstance(upload, UploadFile) else b""
+    await form.close()
+    width, _, height = values["size"].partition("x")
+    payload = {
+        "campaign": _form_id(values["campaign"]) or 0,
+        "kind": "image",
+        "name": values["name"],
+        "click_url": values["click_url"],
+        "width": int(width) if width.isdigit() else 0,
+        "height": int(height) if height.isdigit() else 0,
+        "image": base64.b64encode(image).decode() if image else None,
+    }
+
+    def work(connection: Connection) -> None:
+        data = parse(creatives.CreativeCreate, payload)
+        creatives.create_creative(
+            connection,
+            data=data,
+            actor=Actor("user", user.user_id, user.email),
+            now=utcnow(),
+            scope=advertiser_id,
+        )
+
+    try:
+        await in_transaction(request, work)
+    except ServiceNotFound as exc:
+        raise HTTPException(404, "There is no such campaign.") from exc
+    except ServiceError as exc:
+        errors = {_upload_field(key): why for key, why in exc.fields.items()}
+        if not errors:
+            errors["image"] = exc.message
+        return await dashboard_page(request, {"values": values, "errors": errors}, 422)
+    return _back(user, advertiser_id, "uploaded", "#creatives-upload")
+
+
+def _upload_field(key: str) -> str:
+    """The form field a service error concerns (the size is one field here)."""
+    name = key.split(".")[0]
+    return "size" if name in ("width", "height") else name if name in UPLOAD_FIELDS else "image"
+
+
 def _form_id(value: Any) -> int | None:
     raw = str(value or "").strip()
     if not raw:
@@ -219,13 +290,16 @@ def _form_id(value: Any) -> int | None:
     return int(raw)
 
 
-def _back(user: SignedInUser, advertiser_id: int, done: str) -> Response:
+def _back(
+    user: SignedInUser, advertiser_id: int, done: str, anchor: str = "#share-links"
+) -> Response:
     params = {**_keep(user, advertiser_id, None), "done": done}
-    return RedirectResponse(url(PATH, params) + "#share-links", 303)
+    return RedirectResponse(url(PATH, params) + anchor, 303)
 
 
 routes = [
-    Route(PATH, dashboard_page, methods=["GET"], name="dashboard"),
+    Route(PATH, dashboard_view, methods=["GET"], name="dashboard"),
+    Route(PATH + "/creatives", upload_creative, methods=["POST"], name="dashboard_upload"),
     Route(PATH + "/share-links", create_share_link, methods=["POST"], name="dashboard_share"),
     Route(
         PATH + "/share-links/{id:int}/revoke",
