@@ -8,6 +8,7 @@ import base64
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from adserver.services.sites import SiteCreate, SitePublic
 from adserver.services.slots import SlotCreate, SlotPublic
 from adserver.services.tokens import create_api_token
 from tests.conftest import LiveServer
+from tests.waiting import wait_for
 
 
 def token(engine: Engine, *, name: str = "admin", advertiser_id: int | None = None) -> str:
@@ -72,10 +74,16 @@ def b64(data: bytes) -> str:
 
 
 def inventory_through_api(
-    client: httpx.Client, *, site: str = "news", tier: str = "standard"
+    client: httpx.Client,
+    *,
+    site: str = "news",
+    tier: str = "standard",
+    servers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A site (serving on 127.0.0.1), a 728x90 slot, an advertiser, an active campaign on the
-    slot and an image creative, all made through the management API; their ids."""
+    slot and an image creative, all made through the management API; their ids. With
+    ``servers`` (base URLs), the campaign is made once each of them knows the slot, so that what
+    a test times from then on is the campaign's way to serving."""
     created(
         client.post(
             "/v1/manage/sites", json={"key": site, "name": site.title(), "domains": ["127.0.0.1"]}
@@ -85,6 +93,8 @@ def inventory_through_api(
         client.post("/v1/manage/slots", json={"site": site, "name": "top", "sizes": ["728x90"]})
     )
     advertiser = created(client.post("/v1/manage/advertisers", json={"name": f"Acme {site}"}))
+    for url in servers:
+        wait_for(partial(slot_known, url, site, "top"), f"{url} to know the slot", seconds=30)
     campaign = created(
         client.post(
             "/v1/manage/campaigns",
@@ -120,6 +130,11 @@ def inventory_through_api(
         "campaign": campaign["id"],
         "creative": creative["id"],
     }
+
+
+def slot_known(url: str, site: str, slot: str) -> bool:
+    answer = httpx.get(f"{url}/v1/decide", params={"site": site, "slots": slot}, timeout=5)
+    return answer.status_code == 200 and "errors" not in answer.json()
 
 
 def served(server: LiveServer, site: str = "news", slot: str = "top") -> Any:

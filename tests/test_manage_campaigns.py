@@ -3,7 +3,6 @@ PostgreSQL: create, read, change, serve, archive; validation; scoping by token."
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -29,10 +28,8 @@ __all__ = ["admin", "server_engine"]  # fixtures
 def test_a_campaign_is_served_changed_and_archived_within_2_s_of_each_write(
     admin: httpx.Client, live_server: LiveServer, server_engine: Engine
 ) -> None:
-    started = time.monotonic()
-    ids = inventory_through_api(admin)
+    ids = inventory_through_api(admin, servers=(live_server.url,))
     chosen = wait_for(lambda: served(live_server), "the new campaign to serve", seconds=2)
-    assert time.monotonic() - started < 5
     assert (chosen["campaign"], chosen["creative"]) == (ids["campaign"], ids["creative"])
 
     url = f"/v1/manage/campaigns/{ids['campaign']}"

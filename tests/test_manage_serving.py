@@ -49,7 +49,7 @@ def test_a_new_or_edited_campaign_is_served_within_2_s_by_a_second_process(
         try:
             second.start()
             with api_client(first, token(engine)) as admin:
-                ids = inventory_through_api(admin)
+                ids = inventory_through_api(admin, servers=(first.url, second.url))
                 took = seconds_until(lambda: decision(second.url), "the new campaign")
                 assert decision(second.url)["campaign"] == ids["campaign"]
 

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from adserver.core.models import Meta, table
 from adserver.core.resources import resource_dir
 
 INVENTORY_VERSION = "inventory_version"
@@ -93,3 +94,31 @@ def inventory_version(connection: Any) -> int:
         text("SELECT value FROM meta WHERE key = :k"), {"k": INVENTORY_VERSION}
     ).first()
     return int(row[0]) if row else 0
+
+
+INVENTORY_EDITS = "inventory_edits"
+
+
+def bump_for_edit(connection: Any) -> None:
+    """Like ``bump_inventory_version``, for a write the change history describes (the service
+    layer's): a second counter tells a serving process that every bump since its snapshot has
+    its entities named in the history, so it may re-read only those."""
+    bump_inventory_version(connection)
+    meta = table(Meta)
+    statement = insert_for(connection)(meta).values(key=INVENTORY_EDITS, value=1)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[meta.c.key], set_={"value": meta.c.value + 1}
+        )
+    )
+
+
+def inventory_counters(connection: Any) -> tuple[int, int]:
+    """(inventory version, edits counted by ``bump_for_edit``), read in one statement."""
+    rows = dict(
+        connection.execute(
+            text("SELECT key, value FROM meta WHERE key IN (:v, :e)"),
+            {"v": INVENTORY_VERSION, "e": INVENTORY_EDITS},
+        ).all()
+    )
+    return int(rows.get(INVENTORY_VERSION, 0)), int(rows.get(INVENTORY_EDITS, 0))

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import Connection, Engine, func, select
 
 from adserver.core.clock import flight_instant
-from adserver.core.db import inventory_version
+from adserver.core.db import inventory_counters, inventory_version
 from adserver.core.models import (
     Campaign,
     CampaignDelivery,
@@ -30,7 +30,7 @@ from adserver.core.models import (
     Slot,
     table,
 )
-from adserver.delivery import pacing, render
+from adserver.delivery import incremental, pacing, render
 from adserver.delivery.decide import (
     TIER_RANK,
     CampaignSpec,
@@ -145,17 +145,23 @@ STATUS_REASONS = {"archived": "archived", "pending": "pending_approval", "ended"
 
 
 def _undeliverable(
-    connection: Connection, active: dict[int, Any], creatives: dict[int, list[CreativeSpec]]
+    connection: Connection,
+    active: dict[int, Any],
+    creatives: dict[int, list[CreativeSpec]],
+    *,
+    only: list[int] | None = None,
 ) -> dict[int, tuple[int, str, str]]:
     """Campaigns that cannot deliver at all, with the reason code ``explain`` gives for them:
-    their status, or (active ones) creatives only awaiting approval or none at all."""
+    their status, or (active ones) creatives only awaiting approval or none at all. With
+    ``only``, among those campaigns."""
     campaign, creative = table(Campaign), table(Creative)
     found: dict[int, tuple[int, str, str]] = {}
-    for row in connection.execute(
-        select(campaign.c.id, campaign.c.name, campaign.c.status).where(
-            campaign.c.status != "active"
-        )
-    ):
+    inactive = select(campaign.c.id, campaign.c.name, campaign.c.status).where(
+        campaign.c.status != "active"
+    )
+    if only is not None:
+        inactive = inactive.where(campaign.c.id.in_(only))
+    for row in connection.execute(inactive):
         found[row.id] = (row.id, row.name, STATUS_REASONS.get(row.status, "paused"))
     silent = [cid for cid in active if not creatives.get(cid)]
     if silent:
@@ -304,7 +310,10 @@ REBUILD_SHARE = 0.05
 
 
 class Inventory:
-    """Holds the current snapshot; ``current`` is a plain attribute read, never a lock."""
+    """Holds the current snapshot; ``current`` is a plain attribute read, never a lock.
+
+    A change the service layer made is applied by re-reading only the campaigns it names
+    (``incremental``), with its own, short rest; anything else takes a full rebuild."""
 
     def __init__(
         self,
@@ -313,14 +322,20 @@ class Inventory:
         base_url: str,
         max_age: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self._engine = engine
+        self._cpu_clock = cpu_clock
         self._base_url = base_url
         self._max_age = max_age
         self._clock = clock
         self._built_at = 0.0
         self._rest_until = 0.0
+        self._patch_rest_until = 0.0
         self._reuse = Reuse()
+        #: The edits counter and newest change id the current snapshot covers.
+        self._edits = 0
+        self._change_mark = 0
         self.current = Snapshot.empty()
 
     def rebuild(self) -> Snapshot:
@@ -328,23 +343,56 @@ class Inventory:
         started = self._clock()
         now = time.time()
         with self._engine.connect() as connection:
+            # Read before the data: a change committed meanwhile is applied again, never lost.
+            _, edits = inventory_counters(connection)
+            mark = incremental.last_change(connection)
             snapshot = build_snapshot(
                 connection, base_url=self._base_url, now=now, reuse=self._reuse
             )
         self.current = snapshot
+        self._edits, self._change_mark = edits, mark
         self._built_at = now
         finished = self._clock()
         self._rest_until = finished + (finished - started) * (1 / REBUILD_SHARE - 1)
         return snapshot
 
-    def _stale(self) -> bool:
-        if time.time() - self._built_at >= self._max_age:
-            return True
-        with self._engine.connect() as connection:
-            return inventory_version(connection) != self.current.version
-
     def refresh(self) -> None:
-        """Rebuild if the data changed or the snapshot is old, once the last rebuild's rest is
-        over; the periodic refresher's work."""
-        if self._clock() >= self._rest_until and self._stale():
+        """Bring the snapshot up to date if the data changed (patched when only the service
+        layer's campaign and creative edits changed it), or rebuild it when it is old, each once
+        its last run's rest is over; the periodic refresher's work."""
+        started = self._clock()
+        cpu_started = self._cpu_clock()
+        full_ready = started >= self._rest_until
+        if full_ready and time.time() - self._built_at >= self._max_age:
+            self.rebuild()
+            return
+        if started < self._patch_rest_until:
+            return
+        with self._engine.connect() as connection:
+            version, edits = inventory_counters(connection)
+            if version == self.current.version:
+                return
+            # Only the service layer's edits since the snapshot, each named in the history.
+            if version - self.current.version == edits - self._edits:
+                found = incremental.changed_campaigns(
+                    connection, self.current, since=self._change_mark
+                )
+                if found is not None:
+                    campaign_ids, mark = found
+                    self.current = incremental.apply_changes(
+                        connection,
+                        self.current,
+                        campaign_ids,
+                        version=version,
+                        base_url=self._base_url,
+                        now=time.time(),
+                        reuse=self._reuse,
+                    )
+                    self._edits, self._change_mark = edits, mark
+                    # A patch mostly waits on the database; its rest counts the CPU it took
+                    # from decisions, not that wait.
+                    spent = self._cpu_clock() - cpu_started
+                    self._patch_rest_until = self._clock() + spent * (1 / REBUILD_SHARE - 1)
+                    return
+        if full_ready:
             self.rebuild()

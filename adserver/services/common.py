@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from sqlalchemy import Connection, CursorResult, Table, select, update
 
 from adserver.accounts.principal import Principal
-from adserver.core.db import bump_inventory_version
+from adserver.core.db import bump_for_edit
 from adserver.core.models import Event, HourlyStat, InvalidStat, table
 from adserver.services.errors import NotFound, PreconditionFailed, ServiceError
 
@@ -462,8 +462,11 @@ def inserted_id(result: CursorResult[Any]) -> int:
 
 
 def bump_inventory(connection: Connection) -> None:
-    """Every management write tells all serving processes to rebuild (within ~1 s)."""
-    bump_inventory_version(connection)
+    """Every management write tells all serving processes to rebuild (within ~1 s). Call it
+    before recording the change: the counter's row lock then orders the history's ids as the
+    transactions commit, which lets a process re-read only the entities named since its
+    snapshot."""
+    bump_for_edit(connection)
 
 
 def has_statistics(connection: Connection, column: str, value: int) -> bool:

@@ -131,6 +131,7 @@ def create_site(
         insert(SITES).values(**data.model_dump(), status="active", created_at=now, updated_at=now)
     )
     site = get_site(connection, key=data.key)
+    bump_inventory(connection)
     history.record(
         connection,
         actor=actor,
@@ -141,7 +142,6 @@ def create_site(
         after=history_view(site),
         now=now,
     )
-    bump_inventory(connection)
     return site
 
 

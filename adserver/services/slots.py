@@ -132,6 +132,7 @@ def create_slot(
         )
     )
     slot = get_slot(connection, slot_id=new_id)
+    bump_inventory(connection)
     history.record(
         connection,
         actor=actor,
@@ -142,7 +143,6 @@ def create_slot(
         after=history_view(slot),
         now=now,
     )
-    bump_inventory(connection)
     return slot
 
 
