@@ -12,9 +12,15 @@ import random
 from collections import Counter
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from playwright.sync_api import Browser
+from sqlalchemy import Engine, select, text
+from sqlmodel import Session
 
+from adserver.core.db import bump_inventory_version
+from adserver.core.models import Slot
 from adserver.delivery.decide import (
     TIER_RANK,
     CampaignSpec,
@@ -26,6 +32,15 @@ from adserver.delivery.decide import (
     decide,
 )
 from adserver.delivery.inventory import compile_targeting
+from adserver.demo.data import SITE_KEY, add_demo_data
+from tests.conftest import BROWSER_UA, LiveServer
+from tests.seed import add_campaign, add_creative, publish
+from tests.test_browser import (  # noqa: F401  (fixtures: SQLite, demo pages mounted)
+    browser,
+    database_url,
+    playwright,
+    server_settings,
+)
 from tests.test_decide import DAY, HOUR, NOW, campaign, creative, request, slot, snapshot
 
 PAGE = ("top", "side", "below")
@@ -262,7 +277,7 @@ def eligible_somewhere(c: CampaignSpec, req: DecideRequest) -> bool:
     return not (c.fc_count is not None and c.id in req.frequency)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_the_engine_keeps_its_promises_on_any_page(
     scenario: tuple[Snapshot, DecideRequest, int],
@@ -334,3 +349,105 @@ def _higher_tier_wins(
             continue
         best = min(TIER_RANK[c.tier] for c in sure)
         assert decision is not None and TIER_RANK[decision.campaign.tier] <= best
+
+
+# --- on a live server and in a browser --------------------------------------------------------
+
+
+def add_roadblock(engine: Engine, *, sizes: tuple[tuple[int, int], ...]) -> int:
+    """A roadblock sponsorship on all three demo slots, with a creative of each size given."""
+    with Session(engine) as session:
+        slots = list(session.scalars(select(Slot)))
+        block = add_campaign(
+            session,
+            slots,
+            advertiser="Harbourside",
+            name="Launch day",
+            tier="sponsorship",
+            roadblock=True,
+            labels=["bikes"],
+        )
+        for width, height in sizes:
+            add_creative(session, block, width=width, height=height)
+        block_id = int(block.id or 0)
+        publish(session)
+    return block_id
+
+
+def decided(server: LiveServer, slots: str, **params: str) -> dict[str, Any]:
+    with server.client() as client:
+        answer = client.get(
+            "/v1/decide", params={"site": SITE_KEY, "slots": slots, "url": "/a", **params}
+        )
+    assert answer.status_code == 200, answer.text
+    return {n: d and d["campaign"] for n, d in answer.json()["decisions"].items()}
+
+
+@pytest.fixture
+def demo_site(engine: Engine, live_server: LiveServer) -> LiveServer:
+    assert add_demo_data(engine, base_url=live_server.url) is not None
+    return live_server
+
+
+def test_page_rules_through_decide(demo_site: LiveServer, engine: Engine) -> None:
+    block = add_roadblock(engine, sizes=((728, 90), (300, 250)))
+    demo_site.runtime.inventory.rebuild()
+    everything = "top-of-post,below-post,ads-area"
+    assert set(decided(demo_site, everything).values()) == {block}
+    # A lazy batch of a page that shows the roadblock gets it; one that does not, never.
+    assert decided(demo_site, "below-post", shown=str(block)) == {"below-post": block}
+    lazy = decided(demo_site, "below-post", shown="")
+    assert lazy["below-post"] not in (block, None)
+    # The tearoom's campaign is on top already: no campaign twice on one page.
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE campaign SET status = 'paused' WHERE id = :i"), {"i": block}
+        )
+        bump_inventory_version(connection)
+        tearoom = connection.execute(
+            text("SELECT id FROM campaign WHERE tier = 'standard'")
+        ).scalar_one()
+    demo_site.runtime.inventory.rebuild()
+    assert decided(demo_site, "below-post", shown=str(tearoom))["below-post"] != tearoom
+
+
+def test_a_roadblock_without_a_size_for_one_slot_shows_on_none(
+    demo_site: LiveServer, engine: Engine
+) -> None:
+    block = add_roadblock(engine, sizes=((728, 90),))  # nothing for ads-area's 300x250
+    demo_site.runtime.inventory.rebuild()
+    for _ in range(20):
+        assert block not in decided(demo_site, "top-of-post,below-post,ads-area").values()
+    assert decided(demo_site, "top-of-post,below-post") == {
+        "top-of-post": block,
+        "below-post": block,
+    }
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("height", [4000, 500])
+def test_a_roadblock_fills_all_three_demo_slots_in_a_browser(
+    demo_site: LiveServer,
+    engine: Engine,
+    browser: Browser,  # noqa: F811
+    height: int,
+) -> None:
+    """Tall: one request for the page. Short: the lower slots load lazily, in later requests
+    that send what the page shows, and the roadblock fills them too."""
+    block = add_roadblock(engine, sizes=((728, 90), (300, 250)))
+    demo_site.runtime.inventory.rebuild()
+    context = browser.new_context(user_agent=BROWSER_UA, viewport={"width": 1280, "height": height})
+    page = context.new_page()
+    answers: list[dict[str, Any]] = []
+    page.on("response", lambda r: answers.append(r.json()) if "/v1/decide" in r.url else None)
+    page.goto(f"{demo_site.url}/demo/")
+    for name in ("top-of-post", "below-post", "ads-area"):
+        slot = page.locator(f'ins[data-ad-slot="{name}"]')
+        slot.scroll_into_view_if_needed()
+        page.locator(f'ins[data-ad-slot="{name}"][data-ad-status="filled"]').wait_for(
+            state="attached", timeout=10_000
+        )
+    context.close()
+    campaigns = [d["campaign"] for a in answers for d in a["decisions"].values()]
+    assert campaigns == [block, block, block]
+    assert (len(answers) == 1) == (height == 4000)
