@@ -137,3 +137,43 @@ def recent_reports(
     rows = connection.execute(statement).all()
     states = _mail_states(connection, [int(r.id) for r in rows])
     return [_public(r, states[int(r.id)]) for r in rows]
+
+
+class MailProblem(Public):
+    """A message that did not go out: refused for good (``failed``) or still being retried
+    (``pending`` with a reason)."""
+
+    id: int
+    kind: str
+    subject: str
+    recipients: list[str]
+    status: str
+    attempts: int
+    detail: str | None
+    created_at: datetime
+
+
+def mail_problems(connection: Connection, *, limit: int = 20) -> list[MailProblem]:
+    """The newest messages refused for good or waiting after a temporary failure."""
+    rows = connection.execute(
+        select(OUTBOX)
+        .where(
+            (OUTBOX.c.status == "failed")
+            | ((OUTBOX.c.status == "pending") & OUTBOX.c.detail.is_not(None))
+        )
+        .order_by(OUTBOX.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        MailProblem(
+            id=row.id,
+            kind=row.kind,
+            subject=row.subject,
+            recipients=list(row.recipients),
+            status=row.status,
+            attempts=row.attempts,
+            detail=row.detail,
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]

@@ -10,6 +10,7 @@ from adserver.web.pages.admin import (
     campaigns,
     creatives,
     history,
+    reports,
     sites,
     slots,
     tokens,
@@ -19,6 +20,16 @@ from adserver.web.pages.admin.common import admin_only
 
 routes = [
     Route(route.path, admin_only(route.endpoint), methods=route.methods, name=route.name)
-    for module in (sites, slots, advertisers, campaigns, creatives, users, tokens, history)
+    for module in (
+        sites,
+        slots,
+        advertisers,
+        campaigns,
+        creatives,
+        users,
+        tokens,
+        history,
+        reports,
+    )
     for route in module.routes
 ]

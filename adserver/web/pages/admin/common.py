@@ -40,6 +40,7 @@ SECTIONS = (
     ("creatives", "Creatives", "/admin/creatives"),
     ("users", "Users", "/admin/users"),
     ("tokens", "API tokens", "/admin/tokens"),
+    ("reports", "Reports", "/admin/reports"),
 )
 #: Admin lists show this many rows a page.
 PAGE_SIZE = 50

@@ -23,6 +23,7 @@ PAGES = {
     "creative": ("/admin/creatives/{}", "creatives"),
     "user": ("/admin/users/{}", "users"),
     "token": ("/admin/tokens", "tokens"),
+    "report_schedule": ("/admin/reports/schedules/{}", "reports"),
 }
 
 
