@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from adserver.core.db import make_engine
 from adserver.launcher import DEFAULT_SERVER, SERVERS
-from tests.conftest import BROWSER_UA, SECRET
+from tests.conftest import BROWSER_UA, OPS_TOKEN, SECRET
 from tests.seed import three_slot_site
 from tests.waiting import free_port, wait_healthy
 
@@ -40,6 +40,7 @@ def test_serve_runs_the_lifespan_and_stops_gracefully(
         "ADSERVER_SECRET_KEY": SECRET,
         "ADSERVER_SCHEDULER": "off",
         "ADSERVER_SPOOL_DIR": str(tmp_path / "spool"),
+        "ADSERVER_METRICS_TOKEN": OPS_TOKEN,
     }
     command = ["serve", "--port", str(port), "--workers", str(workers), "--server", server]
     process = subprocess.Popen(

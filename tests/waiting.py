@@ -10,6 +10,8 @@ from typing import TypeVar
 
 import httpx
 
+from tests.conftest import OPS
+
 T = TypeVar("T")
 
 
@@ -33,12 +35,14 @@ def wait_for(
 
 
 def wait_healthy(process: subprocess.Popen[str], base: str) -> httpx.Response:
-    """Wait for a server child process to answer /healthz; fail with its output if it exits."""
+    """Wait for a server child process to answer /healthz; fail with its output if it exits.
+
+    It asks with the test servers' operator token, so the answer carries the details."""
 
     def answer() -> httpx.Response | None:
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
         try:
-            return httpx.get(f"{base}/healthz", timeout=2)
+            return httpx.get(f"{base}/healthz", headers=OPS, timeout=2)
         except httpx.TransportError:
             return None
 
