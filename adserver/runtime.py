@@ -21,6 +21,7 @@ from adserver.core.metrics import Metrics
 from adserver.core.resources import PACKAGE_DIR
 from adserver.delivery.inventory import Inventory
 from adserver.jobs.scheduler import JobScheduler
+from adserver.tracking.abuse import ReaderKeys
 from adserver.tracking.counters import DeliveryCounters
 from adserver.tracking.tokens import TokenSigner
 from adserver.tracking.writer import EventWriter
@@ -59,6 +60,7 @@ class Runtime:
     writer: EventWriter
     counters: DeliveryCounters
     signer: TokenSigner
+    readers: ReaderKeys
     tag: TagScript
     rng: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
     hours: HourCache = field(default_factory=HourCache)
@@ -86,6 +88,7 @@ class Runtime:
             writer=writer,
             counters=DeliveryCounters(engine, observer=metrics.observe_decisions),
             signer=TokenSigner(settings.secret_key),
+            readers=ReaderKeys(settings.secret_key),
             tag=TagScript.load(),
         )
 

@@ -11,4 +11,15 @@ CREATIVE_KINDS = ("image", "html", "text")
 EVENT_KINDS = ("imp", "view", "click")
 ROLES = ("admin", "advertiser")
 #: Why an event does not count; each is kept and shown apart, never dropped.
-INVALID_REASONS = ("bot", "duplicate", "expired", "forged", "no-impression", "prefetch")
+INVALID_REASONS = (
+    "bot",
+    "duplicate",
+    "expired",
+    "forged",
+    "no-impression",
+    "prefetch",
+    # The abuse rules (tracking/abuse.py, docs/invalid-traffic.md).
+    "too-fast",
+    "click-flood",
+    "burst",
+)

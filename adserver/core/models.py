@@ -305,6 +305,9 @@ class Event(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=16)
     dedup_key: str | None = Field(default=None, unique=True, max_length=48)
     tally_batch: int | None = Field(default=None, sa_type=BigInteger)
+    #: A daily-salted hash of the reader's address and user agent (``tracking.abuse``), never
+    #: the address itself; empty where no reader can be told apart (loopback).
+    reader: str = Field(default="", max_length=24, sa_column_kwargs={"server_default": ""})
 
 
 class HourlyStat(SQLModel, table=True):

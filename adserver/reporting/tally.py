@@ -16,6 +16,10 @@ Batch numbers come from a counter in ``meta`` incremented in the batch's own tra
 also makes concurrent tallies (the scheduler and ``adserver tally``) take turns. (So the pick
 takes no ``FOR UPDATE SKIP LOCKED``: it would only add a row lock per event, ~20% slower.)
 
+Abuse rules over readers (``tracking/abuse.py``: ``click-flood``, ``burst``) are judged in the
+same transaction as the claim, over the stored events of every process: an event that breaks one
+is marked invalid with that reason before it is added up.
+
 Spend, in nano-units of the site's currency: CPM bills valid impressions (``price_micros`` per
 1,000, i.e. ``price_micros`` nanos each), CPC valid clicks, flat its price once per site-local day
 it delivers (booked in ``flat_booking`` when the day's first valid impression is tallied), house
@@ -35,6 +39,7 @@ from adserver.core.clock import UTC_ZONE, local_day
 from adserver.core.db import insert_for
 from adserver.core.models import Campaign, FlatBooking, Site, table
 from adserver.reporting.hourly import DELIVERED, STAT_KEY, TALLIED, add_counts, add_invalid
+from adserver.tracking import abuse
 
 DEFAULT_BATCH_SIZE = 50_000
 BATCH_COUNTER = "tally_batch"
@@ -64,12 +69,69 @@ _SQLITE_GROUPS = text(
 _SQLITE_MARK = text(
     "UPDATE event SET tally_batch = :batch WHERE tally_batch IS NULL AND rowid <= :cut"
 )
+
+
+def _judged(candidates: str) -> str:
+    """Each stored event of the readers among ``candidates`` (pending events, as SQL) since
+    ``:since``, with the abuse rule it breaks, if any (``abuse.py``): its place among its
+    reader's clicks in the flood window, or among all its reader's events in the burst window,
+    counting in (time, id) order. Peers in the same second are ranked by id, so a reader's first
+    events count and only the excess is marked."""
+    flood, burst = abuse.CLICK_FLOOD_WINDOW, abuse.BURST_WINDOW
+    return f"""
+        SELECT id, CASE
+            WHEN kind = 'click' AND clicks - click_peers + click_rank > {abuse.CLICK_FLOOD_LIMIT}
+                THEN 'click-flood'
+            WHEN recent - peers + peer_rank > {abuse.BURST_LIMIT} THEN 'burst'
+        END AS abuse
+        FROM (
+            SELECT id, kind,
+                count(*) OVER (PARTITION BY reader, kind ORDER BY at
+                    RANGE BETWEEN {flood} PRECEDING AND CURRENT ROW) AS clicks,
+                count(*) OVER (PARTITION BY reader, kind, at) AS click_peers,
+                row_number() OVER (PARTITION BY reader, kind, at ORDER BY id) AS click_rank,
+                count(*) OVER (PARTITION BY reader ORDER BY at
+                    RANGE BETWEEN {burst} PRECEDING AND CURRENT ROW) AS recent,
+                count(*) OVER (PARTITION BY reader, at) AS peers,
+                row_number() OVER (PARTITION BY reader, at ORDER BY id) AS peer_rank
+            FROM event
+            WHERE reader <> '' AND at >= :since
+              AND reader IN (SELECT reader FROM event WHERE reader <> '' AND {candidates})
+        ) AS windows
+    """
+
+
+#: The lookback the rules need before the oldest pending event.
+_LOOKBACK = max(abuse.CLICK_FLOOD_WINDOW, abuse.BURST_WINDOW)
+_SQLITE_SINCE = text(
+    "SELECT min(at) FROM event WHERE tally_batch IS NULL AND rowid <= :cut AND reader <> ''"
+)
+_SQLITE_JUDGE = text(
+    f"""
+    UPDATE event SET valid = 0, reason = judged.abuse
+    FROM ({_judged("tally_batch IS NULL AND rowid <= :cut")}) AS judged
+    WHERE event.id = judged.id AND judged.abuse IS NOT NULL
+      AND event.tally_batch IS NULL AND event.valid AND event.rowid <= :cut
+    """
+)
+# One statement, so the rules judge exactly the rows it claims, in one snapshot: a row committed
+# meanwhile is neither judged nor claimed, and waits for the next batch.
 _POSTGRES_CLAIM = text(
     f"""
     WITH picked AS (
-        SELECT id FROM event WHERE tally_batch IS NULL LIMIT :n
+        SELECT id, reader, at FROM event WHERE tally_batch IS NULL LIMIT :n
+    ), judged AS (
+        {
+        _judged("id IN (SELECT id FROM picked)").replace(
+            ":since", f"(SELECT min(at) - {_LOOKBACK} FROM picked)"
+        )
+    }
     ), claimed AS (
-        UPDATE event SET tally_batch = :batch FROM picked
+        UPDATE event SET tally_batch = :batch,
+            valid = event.valid AND judged.abuse IS NULL,
+            reason = CASE WHEN event.valid AND judged.abuse IS NOT NULL
+                THEN judged.abuse ELSE event.reason END
+        FROM picked LEFT JOIN judged ON judged.id = picked.id
         WHERE event.id = picked.id AND event.tally_batch IS NULL
         RETURNING {_RETURNED}
     )
@@ -117,6 +179,10 @@ def tally_batch(connection: Connection, *, batch_size: int) -> int:
         cut = connection.execute(_SQLITE_CUTOFF, {"n": batch_size}).scalar()
         if cut is None:
             return 0
+        # The batch holds SQLite's write lock: nothing changes between judging and claiming.
+        oldest = connection.execute(_SQLITE_SINCE, {"cut": cut}).scalar()
+        if oldest is not None:
+            connection.execute(_SQLITE_JUDGE, {"cut": cut, "since": oldest - _LOOKBACK})
         groups = connection.execute(_SQLITE_GROUPS, {"cut": cut}).all()
         connection.execute(_SQLITE_MARK, {"batch": batch, "cut": cut})
     if not groups:

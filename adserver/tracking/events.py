@@ -37,6 +37,9 @@ class EventRecord:
     campaign_id: int
     creative_id: int
     reason: str | None
+    #: The reader's key (``abuse.ReaderKeys``); "" for none. Last, with a default, so spool
+    #: lines written before it existed still load.
+    reader: str = ""
 
     @classmethod
     def new(cls, **fields: Any) -> EventRecord:
@@ -89,10 +92,12 @@ _COLUMNS = (
     "valid",
     "reason",
     "dedup_key",
+    "reader",
 )
 _ID = _COLUMNS.index("id")
 _VALID = _COLUMNS.index("valid")
 _DEDUP_KEY = _COLUMNS.index("dedup_key")
+_READER = _COLUMNS.index("reader")
 
 
 @functools.lru_cache(maxsize=8)  # one per engine's dialect
@@ -169,6 +174,7 @@ def store(connection: Connection, records: list[EventRecord]) -> None:
                 reason is None,
                 reason,
                 key,
+                r.reader,
             )
         )
     if _insert(connection, rows) < len(rows):
@@ -198,7 +204,9 @@ def _store_refused(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
         )
     )
     refused = [
-        (*row[:_VALID], False, "duplicate", None) for row in counted if row[_ID] not in present
+        (*row[:_VALID], False, "duplicate", None, row[_READER])
+        for row in counted
+        if row[_ID] not in present
     ]
     if refused:
         _insert(connection, refused)

@@ -13,7 +13,7 @@ from adserver.tracking.intake import classify
 from adserver.tracking.tokens import TokenState
 from adserver.tracking.writer import StorageUnavailable, WriterStopped
 from adserver.web.common import error, runtime
-from adserver.web.serve.decide import NO_STORE, read_headers
+from adserver.web.serve.decide import NO_STORE, client_host, read_headers
 from adserver.web.serve.params import parse_query
 
 GIF = (
@@ -89,13 +89,16 @@ def _classify(
 ) -> tuple[TokenState, EventRecord]:
     svc = runtime(request)
     purpose = headers.get(b"sec-purpose") or headers.get(b"purpose") or b""
+    user_agent = headers.get(b"user-agent", b"").decode("latin-1")
+    now = time.time()
     return classify(
         svc.signer,
         request.path_params["token"],
         kind=kind,
-        now=time.time(),
+        now=now,
         ttl=ttl,
-        user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
+        user_agent=user_agent,
         purpose=purpose.decode("latin-1"),
         hour_of=svc.hour_for_site,
+        reader=svc.readers.key(client_host(request), user_agent, now),
     )
