@@ -91,10 +91,12 @@ def refresh_delivery(engine: Engine, *, now: float) -> int:
             )
         ):
             zones.setdefault(int(row.campaign_id), ZoneInfo(row.timezone))
+        # Lifetime sums from the daily rollups: the same sums as the hourly rows (written in
+        # the same transactions), a 24th of the rows to read every minute.
         totals = connection.execute(
             text(
                 "SELECT campaign_id, min(site_id) AS site_id, sum(impressions) AS impressions, "
-                "sum(clicks) AS clicks, sum(spend_nanos) AS spend_nanos FROM hourly_stat "
+                "sum(clicks) AS clicks, sum(spend_nanos) AS spend_nanos FROM daily_stat "
                 "WHERE campaign_id <> 0 GROUP BY campaign_id"
             )
         ).all()

@@ -19,7 +19,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 
 from adserver.core.clock import UTC_ZONE, flight_instant
-from adserver.core.models import Advertiser, Campaign, CampaignSlot, Creative, Site, Slot, table
+from adserver.core.models import (
+    Advertiser,
+    Campaign,
+    CampaignDelivery,
+    CampaignSlot,
+    Creative,
+    Site,
+    Slot,
+    table,
+)
 from adserver.delivery.render import asset_url
 from adserver.reporting import charts
 from adserver.reporting.periods import Period, period_from_params
@@ -209,7 +218,7 @@ def build_dashboard(
         _hourly_chart(connection, dashboard)
     else:
         _daily_chart(dashboard, now_rows, before_rows)
-    lifetime = _lifetime(connection, scope, today)
+    lifetime = _lifetime(connection, scope)
     dashboard.tables = {
         "campaigns": _campaign_table(scope, places, currencies, lifetime, now),
         "slots": _slot_table(places, currencies, labels),
@@ -458,18 +467,17 @@ def _grouped(
     return grouped
 
 
-def _lifetime(connection: Connection, scope: Scope, today: date) -> dict[int, Figures]:
-    """Each campaign's delivery from its first day to today (its pace against its goal)."""
-    starts = [c.starts_at.date() for c in scope.campaigns.values() if c.starts_at is not None]
-    if not scope.campaigns:
-        return {}
-    start = min([*starts, today]) if len(starts) == len(scope.campaigns) else date(1970, 1, 2)
+def _lifetime(connection: Connection, scope: Scope) -> dict[int, Figures]:
+    """Each campaign's delivery so far, as the decision engine paces it (``campaign_delivery``,
+    refreshed from the statistics by the pacing job every minute)."""
+    delivery = table(CampaignDelivery)
     lifetime: dict[int, Figures] = {}
-    query = _query(scope, start, today, ("campaign",))
-    for result in run_stats_per_currency(connection, query).values():
-        for (campaign_id,), figures in result.rows:
-            if campaign_id is not None:
-                lifetime.setdefault(int(campaign_id), Figures()).add(figures)
+    for row in connection.execute(
+        select(delivery).where(delivery.c.campaign_id.in_(sorted(scope.campaigns)))
+    ):
+        figures = Figures(spend_nanos=int(row.spend_nanos))
+        figures.counts.update(impressions=int(row.impressions), clicks=int(row.clicks))
+        lifetime[int(row.campaign_id)] = figures
     return lifetime
 
 

@@ -257,10 +257,12 @@ def _collect(
     billable = _HOURLY if hourly else _DAILY
     for row in connection.execute(_statement(billable, query, windows, every_site)):
         if within(row):
-            sums = zip(COUNTERS, row[_FIRST_SUM:], strict=False)
-            counts = Counter({name: int(n or 0) for name, n in sums})
-            spend = int(row.spend_nanos or 0)
-            _figures_for(figures, query, sites, row).add(Figures(counts, spend))
+            target = _figures_for(figures, query, sites, row)
+            counts = target.counts
+            for name, n in zip(COUNTERS, row[_FIRST_SUM:], strict=False):
+                if n:
+                    counts[name] += int(n)
+            target.spend_nanos += int(row.spend_nanos or 0)
     invalid = _INVALID if hourly else _INVALID_DAILY
     for row in connection.execute(_statement(invalid, query, windows, every_site)):
         if within(row):
