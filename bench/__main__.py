@@ -24,10 +24,13 @@ from sqlalchemy import text
 
 from adserver.core.db import make_engine, migrate
 from adserver.launcher import DEFAULT_SERVER, SERVERS
-from bench import cases, inproc, load, report, robust, servers
+from bench import cases, edits10k, inproc, load, report, robust, servers
 from bench.fixture import Fixture, generate
 
-CASES = ("pure", "tally", "decide", "tag", "imp", "edits", "workers", "rss", "robust", "versus")
+CASES = (
+    "pure", "tally", "decide", "tag", "imp", "edits", "edits10k", "workers", "rss", "robust",
+    "versus",
+)  # fmt: skip
 POSTGRES = "postgres@127.0.0.1:5432"
 
 
@@ -111,7 +114,7 @@ def databases(run: cases.Run, chosen: list[str]) -> Iterator[Databases]:
     made_pg = False
     try:
         specs = [("sqlite", f"sqlite:///{run.workdir / 'bench.db'}", 1000)]
-        if "rss" in chosen:
+        if {"rss", "edits10k"} & set(chosen):
             specs.append(("sqlite_10k", f"sqlite:///{run.workdir / 'bench-10k.db'}", 10_000))
         if "imp" in chosen:
             try:
@@ -260,6 +263,18 @@ def over_http(run: cases.Run, chosen: list[str], dbs: Databases, server: str) ->
             )
             out["rss_10k"]["creatives_loaded"] = health["inventory"]["creatives"]
             out["rss_10k"]["campaigns"] = big.campaigns
+    if "edits10k" in chosen and "sqlite_10k" in dbs.urls:
+        run.log(f"[{server}] 10,000 campaigns, one API edit a second under decide load")
+        big = dbs.fixtures["sqlite_10k"]
+        with servers.running(
+            f"adserver-edits10k-{server}",
+            servers.adserver_command(server, 1),
+            env=adserver_env(run, dbs.urls["sqlite_10k"]),
+            workdir=wd,
+        ) as adserver:
+            out["edits10k"] = edits10k.edits_under_load(
+                run, adserver, cases.decide_paths(run, big), dbs.urls["sqlite_10k"], big
+            )
     if "robust" in chosen:
         out["robustness"] = []
         for workers in (1, 2):

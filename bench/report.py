@@ -101,6 +101,30 @@ def targets(figures: dict[str, Any], servers: list[str]) -> list[Target]:
             lambda v: v >= 0.9,
             "{:.2f}x",
         )
+        _check(
+            out,
+            f"[{server}] 10k campaigns: PATCH p99 while decide is loaded",
+            _get(http, "edits10k", "patch_p99_ms"),
+            "< 50 ms",
+            lambda v: v < 50,
+            "{:.1f} ms",
+        )
+        _check(
+            out,
+            f"[{server}] 10k campaigns: slowest edit to serve",
+            _get(http, "edits10k", "served_max_s"),
+            "<= 2 s",
+            lambda v: v <= 2,
+            "{:.2f} s",
+        )
+        _check(
+            out,
+            f"[{server}] 10k campaigns: decide req/s with an edit a second",
+            _get(http, "edits10k", "ratio_rps"),
+            ">= 0.9x of no edits",
+            lambda v: v >= 0.9,
+            "{:.2f}x",
+        )
         robust = _get(http, "robustness")
         out.append(
             Target(
