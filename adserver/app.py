@@ -26,7 +26,17 @@ from adserver.jobs.scheduler import JobScheduler
 from adserver.runtime import Runtime
 from adserver.web import api, ops, serve
 from adserver.web.guard import RequestGuard
-from adserver.web.pages import account, admin, auth, dashboard, demo, errors, overview, share
+from adserver.web.pages import (
+    account,
+    admin,
+    auth,
+    dashboard,
+    dashboard_reports,
+    demo,
+    errors,
+    overview,
+    share,
+)
 from adserver.web.security import PageGuard
 from adserver.web.serve.fastlane import endpoint_for
 
@@ -128,6 +138,7 @@ def create_app(settings: Settings) -> AdServer:
             *share.routes,
             *admin.routes,
             *dashboard.routes,
+            *dashboard_reports.routes,
             *overview.routes,
             *(demo.routes if settings.demo else []),
             Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),

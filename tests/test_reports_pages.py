@@ -7,13 +7,14 @@ from __future__ import annotations
 import httpx
 import pytest
 from playwright.sync_api import sync_playwright
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 
-from adserver.core.models import Outbox, ReportSchedule, table
+from adserver.accounts.passwords import hash_password
+from adserver.core.models import Outbox, Report, ReportSchedule, User, table
 from adserver.notify.mail import Mailer
 from adserver.notify.outbox import drain
 from adserver.notify.reports import run_due_reports
-from tests.accounts_helpers import PASSWORD
+from tests.accounts_helpers import PASSWORD, csrf_of, login
 from tests.admin_pages import (
     ADMIN_EMAIL,
     AdminBrowser,
@@ -145,6 +146,70 @@ def test_the_reports_page_fits_a_phone_and_a_desktop(
                     field_id = field.get_attribute("id")
                     assert page.locator(f"label[for='{field_id}']").count() == 1
                 page.screenshot(path=str(SHOTS / f"admin-reports-{device}.png"), full_page=True)
+                page.goto(f"{live_server.url}/dashboard/reports?advertiser={ids['acme']}")
+                assert page.title().startswith("Reports · Acme")
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                shot = SHOTS / f"dashboard-reports-{device}.png"
+                page.screenshot(path=str(shot), full_page=True)
                 page.close()
         finally:
             browser.close()
+
+
+def test_an_advertiser_sees_its_own_reports_and_changes_only_its_recipients(
+    live_server: LiveServer, admin_engine: Engine
+) -> None:
+    ids = seed(admin_engine)
+    own = add_schedule(
+        admin_engine,
+        advertiser_id=ids["acme"],
+        period="week",
+        weekday=0,
+        hour=9,
+        timezone="UTC",
+        recipients=["ann@acme.example"],
+    )
+    other = add_schedule(admin_engine, advertiser_id=ids["bolt"], period="week", weekday=0,
+                         hour=9, timezone="UTC", recipients=["kim@bolt.example"])  # fmt: skip
+    run_due_reports(admin_engine, live_server.settings, now=utc(2026, 3, 16, 10))
+    with admin_engine.begin() as connection:
+        connection.execute(
+            insert(table(User)).values(
+                email="ann@acme.example", role="advertiser", advertiser_id=ids["acme"],
+                password_hash=hash_password(PASSWORD), active=True,
+            )
+        )  # fmt: skip
+        reports = {r.advertiser_id: r.id for r in connection.execute(select(table(Report)))}
+    with live_server.client() as client:
+        assert login(client, "ann@acme.example").status_code == 303
+        page = client.get("/dashboard/reports")
+        assert page.status_code == 200
+        assert "Acme: 9 Mar to 15 Mar 2026" in page.text and "Bolt" not in page.text
+        assert client.get(f"/dashboard/reports/{reports[ids['acme']]}.csv").status_code == 200
+        assert client.get(f"/dashboard/reports/{reports[ids['bolt']]}.html").status_code == 404
+        assert client.get(f"/dashboard/reports?advertiser={ids['bolt']}").status_code == 404
+        assert '<a href="/dashboard/reports">Reports</a>' in client.get("/dashboard").text
+
+        token = csrf_of(page.text)
+        saved = client.post(
+            f"/dashboard/reports/schedules/{own}",
+            data={"recipients": "ann@acme.example\nboss@acme.example", "version": "1",
+                  "csrf_token": token},
+        )  # fmt: skip
+        assert saved.status_code == 303
+        assert "Recipients saved." in client.get(saved.headers["location"]).text
+        refused = client.post(
+            f"/dashboard/reports/schedules/{own}",
+            data={"recipients": "not an address", "version": "2", "csrf_token": token},
+        )
+        assert refused.status_code == 422 and "must be an e-mail address" in refused.text
+        assert "not an address" in refused.text  # what was typed stays
+        theirs = client.post(
+            f"/dashboard/reports/schedules/{other}",
+            data={"recipients": "me@acme.example", "csrf_token": token},
+        )
+        assert theirs.status_code == 404
+    with admin_engine.connect() as connection:
+        rows = {r.id: r.recipients for r in connection.execute(select(table(ReportSchedule)))}
+    assert rows[own] == ["ann@acme.example", "boss@acme.example"]
+    assert rows[other] == ["kim@bolt.example"]
