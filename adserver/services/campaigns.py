@@ -21,6 +21,7 @@ from adserver.core.models import (
     CampaignSlot,
     Creative,
     FlatBooking,
+    ShareLink,
     Site,
     Slot,
     table,
@@ -471,8 +472,8 @@ def delete_campaign(
     now: datetime,
     scope: int | None = None,
 ) -> Removal:
-    """Delete a campaign that never delivered (with its creatives and slot bookings); archive
-    one with statistics, which stays in every report under its name."""
+    """Delete a campaign that never delivered (with its creatives, slot bookings and share
+    links); archive one with statistics, which stays in every report under its name."""
     row = _row(connection, campaign_id, scope)
     before = history_view(public(row, _slots_of(connection, [campaign_id])[campaign_id]))
     outcome: Literal["deleted", "archived"]
@@ -490,7 +491,8 @@ def delete_campaign(
     else:
         check_version(row, expected_version)
         _set_slots(connection, campaign_id, [])
-        for model in (Creative, CampaignDelivery, FlatBooking):
+        # Its share links show a campaign that never delivered: they go with it.
+        for model in (Creative, CampaignDelivery, FlatBooking, ShareLink):
             rows = table(model)
             connection.execute(delete(rows).where(rows.c.campaign_id == campaign_id))
         connection.execute(delete(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id))

@@ -10,6 +10,9 @@ from adserver.web.api import (
     campaigns,
     changes,
     creatives,
+    described,
+    docs,
+    openapi,
     reports,
     share_links,
     sites,
@@ -33,4 +36,18 @@ operations: list[Operation] = [
     *tokens.operations,
 ]
 
-routes = [*stats.routes, *routes_of(operations), *reports.routes]
+routes = [
+    *stats.routes,
+    *routes_of(operations),
+    *reports.routes,
+    *routes_of(openapi.operations),
+    *routes_of(docs.operations),
+]
+
+#: Every /v1 route, described: what /v1/openapi.json and /v1/docs are generated from.
+documented: list[Operation] = [
+    *operations,
+    *described.operations,
+    *openapi.operations,
+    *docs.operations,
+]

@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from adserver.accounts.principal import Principal
 from adserver.services.common import Actor, M, Public, etag, expected_version, parse
-from adserver.services.errors import Conflict, Forbidden, ServiceError
+from adserver.services.errors import Conflict, Forbidden, NotFound, ServiceError
 from adserver.services.paging import Page
 from adserver.web.api.auth import PRIVATE, authenticate
 from adserver.web.api.registry import Auth
@@ -27,6 +27,8 @@ from adserver.web.common import JSONBytes, runtime
 T = TypeVar("T")
 Handler = Callable[[Request, Principal], Awaitable[Response]]
 
+#: Ids are 32-bit integers: a larger one in a path names nothing.
+MAX_ID = 2**31 - 1
 #: The largest JSON or form body accepted (a 300 KB image is ~400 KB in base64).
 MAX_BODY = 1_000_000
 
@@ -43,12 +45,19 @@ def managed(auth: Auth = "admin") -> Callable[[Handler], Callable[[Request], Awa
             try:
                 if auth == "admin" and not principal.is_admin:
                     raise Forbidden("this needs an admin token")
+                if any(isinstance(v, int) and v > MAX_ID for v in request.path_params.values()):
+                    raise NotFound("no such object")
                 return await handler(request, principal)
             except ServiceError as exc:
                 return failure(exc)
             except IntegrityError:
                 # A concurrent write took the same unique name between our check and insert.
                 return failure(Conflict("a concurrent change conflicts with this one: try again"))
+            except (DataError, OverflowError):
+                # A whole number past what the database stores (SQLite's 64 bits, an integer
+                # column's 32 on PostgreSQL): whichever field or parameter it was, it names
+                # nothing that exists.
+                return failure(ServiceError("a number in this request is out of range"))
 
         return endpoint
 

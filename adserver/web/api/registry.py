@@ -42,6 +42,15 @@ class Operation:
     errors: tuple[int, ...] = ()
     #: Answers carry an ``ETag``; PATCH and DELETE honour ``If-Match``.
     etag: bool = False
+    #: Media types of a success answer that is not JSON (``response`` is then None), e.g.
+    #: ``("text/csv",)``; a JSON ``response`` may be offered in these too.
+    media: tuple[str, ...] = ()
+    #: Other success statuses, answered without a JSON body (204, 302, 304).
+    also: tuple[int, ...] = ()
+    #: Callable without a token, but a token (an admin's) adds to the answer (decide's explain).
+    optional_auth: bool = False
+    #: The media type of its error answers (the slot frame and clicks answer errors as HTML).
+    error_media: str = "application/json"
 
     def route(self) -> Route:
         return Route(self.path, self.endpoint, methods=[self.method], name=self.name)

@@ -9,7 +9,6 @@ from starlette.responses import Response
 from adserver.accounts.principal import Principal
 from adserver.core.models import utcnow
 from adserver.services import tokens
-from adserver.services.errors import NotFound
 from adserver.web.api.manage import (
     actor_for,
     answer,
@@ -25,13 +24,6 @@ from adserver.web.api.registry import Operation
 
 PATH = "/v1/manage/tokens"
 ITEM = PATH + "/{id:int}"
-
-
-def _id(request: Request) -> int:
-    token_id: int = request.path_params["id"]
-    if token_id > 2**31 - 1:
-        raise NotFound("no such token")
-    return token_id
 
 
 @managed()
@@ -52,13 +44,13 @@ async def create_token(request: Request, principal: Principal) -> Response:
 
 @managed()
 async def get_token(request: Request, principal: Principal) -> Response:
-    token_id = _id(request)
+    token_id = request.path_params["id"]
     return answer(await read(request, lambda c: tokens.get_token(c, token_id=token_id)))
 
 
 @managed()
 async def update_token(request: Request, principal: Principal) -> Response:
-    token_id = _id(request)
+    token_id = request.path_params["id"]
     expected = if_match(request)
     data = await body_of(request, tokens.TokenUpdate)
     token = await write(
@@ -77,7 +69,7 @@ async def update_token(request: Request, principal: Principal) -> Response:
 
 @managed()
 async def revoke_token(request: Request, principal: Principal) -> Response:
-    token_id = _id(request)
+    token_id = request.path_params["id"]
     expected = if_match(request)
     removal = await write(
         request,

@@ -8,7 +8,6 @@ from starlette.responses import Response
 from adserver.accounts.principal import Principal
 from adserver.core.models import utcnow
 from adserver.services import users
-from adserver.services.errors import NotFound
 from adserver.web.api.manage import (
     actor_for,
     answer,
@@ -24,13 +23,6 @@ from adserver.web.api.registry import Operation
 
 PATH = "/v1/manage/users"
 ITEM = PATH + "/{id:int}"
-
-
-def _id(request: Request) -> int:
-    user_id: int = request.path_params["id"]
-    if user_id > 2**31 - 1:
-        raise NotFound("no such user")
-    return user_id
 
 
 @managed()
@@ -51,13 +43,13 @@ async def create_user(request: Request, principal: Principal) -> Response:
 
 @managed()
 async def get_user(request: Request, principal: Principal) -> Response:
-    user_id = _id(request)
+    user_id = request.path_params["id"]
     return answer(await read(request, lambda c: users.get_user(c, user_id=user_id)))
 
 
 @managed()
 async def update_user(request: Request, principal: Principal) -> Response:
-    user_id = _id(request)
+    user_id = request.path_params["id"]
     expected = if_match(request)
     data = await body_of(request, users.UserUpdate)
     user = await write(
@@ -76,7 +68,7 @@ async def update_user(request: Request, principal: Principal) -> Response:
 
 @managed()
 async def delete_user(request: Request, principal: Principal) -> Response:
-    user_id = _id(request)
+    user_id = request.path_params["id"]
     expected = if_match(request)
     removal = await write(
         request,
