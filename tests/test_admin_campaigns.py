@@ -332,6 +332,44 @@ def test_the_slot_previews_what_it_serves_without_counting(
         seconds=10,
     )
     assert ">Words</a> of campaign" in page
+    sports = campaign_form(
+        ids,
+        name="Sports only",
+        roadblock="",
+        tier="sponsorship",
+        slots=[ids["top"]],
+        targeting_paths="/sports/*",
+        targeting_keywords="",
+        targeting_countries="",
+        targeting_devices=[],
+        targeting_days=[],
+        targeting_hours=[],
+    )
+    made = admin_browser.submit("/admin/campaigns/new", sports)
+    admin_browser.submit(
+        "/admin/creatives/new",
+        {
+            "campaign": made.headers["location"].rsplit("/", 1)[1],
+            "kind": "text",
+            "name": "Cricket words",
+            "click_url": "https://acme.test/cricket",
+            "title": "Cricket tours",
+        },
+    )
+    # A reader on a sports page sees the sponsorship, which outranks the standard campaign.
+    sports_page = wait_for(
+        lambda: (
+            (text := admin_browser.get(slot_path, params={"path": "/sports/cricket"}).text)
+            and ">Cricket words</a> of campaign" in text
+            and text
+        ),
+        "the sponsorship and its creative in the slot's preview on a sports page",
+        seconds=10,
+    )
+    assert "not shown: a campaign of a higher tier won" in sports_page
+    page = admin_browser.get(slot_path).text
+    assert ">Sports only</a></td><td>not shown: this page path is not targeted" in page
+    assert 'value="/sports/cricket"' in sports_page
     with admin_engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(table(Event))).scalar() == 0
         assert connection.execute(select(func.count()).select_from(table(HourlyStat))).scalar() == 0

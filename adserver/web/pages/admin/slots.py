@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.routing import Route
 
 from adserver.delivery.decide import DecideRequest, SlotRequest, UnknownSite, decide
 from adserver.delivery.embed import copy_ready_tag
+from adserver.delivery.explain import explain
 from adserver.services import sites, slots
 from adserver.services.common import parse
 from adserver.services.errors import NotFound, ServiceError
@@ -170,18 +172,80 @@ async def slot_detail(request: Request) -> Response:
     )
 
 
-async def _serving_now(request: Request, slot: slots.SlotPublic) -> Preview | None:
-    """What the slot would serve a reader now, drawn by the engine from this process's
+#: The engine's reasons for passing a campaign over, as a publisher reads them.
+REASONS = {
+    "paused": "paused",
+    "archived": "archived",
+    "pending_approval": "its creatives wait for approval",
+    "not_started": "its flight has not started",
+    "ended": "its flight has ended",
+    "goal_reached": "its goal is reached",
+    "budget_spent": "its budget is spent",
+    "paced": "held back by even pacing",
+    "capped": "this reader reached its frequency cap",
+    "targeting_path": "this page path is not targeted",
+    "targeting_keyword": "these keywords are not targeted",
+    "targeting_device": "this device is not targeted",
+    "targeting_country": "this country is not targeted",
+    "targeting_day": "not targeted on this day",
+    "targeting_hour": "not targeted at this hour",
+    "no_fitting_creative": "no creative of it fits the slot's sizes",
+    "page_rule": "a page rule (roadblock, competitive label, once per page)",
+    "lower_tier": "a campaign of a higher tier won",
+    "lost_draw": "another campaign won the draw",
+}
+DEVICES = ("desktop", "mobile", "tablet")
+
+
+@dataclass(frozen=True)
+class ServingNow:
+    """The slot's live preview: the reader it was drawn for, the creative drawn (if any) and
+    every campaign booked on the slot with why it was or was not chosen."""
+
+    reader: dict[str, str]
+    preview: Preview | None
+    campaigns: list[dict[str, Any]]
+
+
+def _reader(request: Request) -> dict[str, str]:
+    """The reader to preview for, from the query string; what does not parse is left out."""
+    params = request.query_params
+    path = params.get("path", "").strip()[:500]
+    country = params.get("country", "").strip().upper()
+    device = params.get("device", "")
+    return {
+        "path": path if path.startswith("/") else "/",
+        "keywords": ", ".join(lines(params.get("keywords", "")[:500])),
+        "device": device if device in DEVICES else "",
+        "country": country if len(country) == 2 and country.isalpha() else "",
+    }
+
+
+async def _serving_now(request: Request, slot: slots.SlotPublic) -> ServingNow:
+    """What the slot would serve that reader now, drawn by the engine from this process's
     inventory like any decision, but with no token, count or bill: a preview is not a view."""
     svc = runtime(request)
-    ask = DecideRequest(site=slot.site, slots=(SlotRequest(slot.name),), now=time.time())
+    reader = _reader(request)
+    ask = DecideRequest(
+        site=slot.site,
+        slots=(SlotRequest(slot.name),),
+        now=time.time(),
+        path=reader["path"],
+        keywords=frozenset(k.lower() for k in lines(reader["keywords"])),
+        device=reader["device"] or None,
+        country=reader["country"] or None,
+    )
     try:
-        decision = decide(svc.inventory.current, ask, svc.rng).decisions.get(slot.name)
+        result = decide(svc.inventory.current, ask, svc.rng, explain=True)
     except UnknownSite:
-        return None
-    if decision is None:
-        return None
-    return await preview_of(request, decision.creative.id)
+        return ServingNow(reader, None, [])
+    booked = [
+        {**entry, "why": REASONS.get(entry["reason"] or "", entry["reason"])}
+        for entry in explain(result, ask).get(slot.name, [])
+    ]
+    decision = result.decisions.get(slot.name)
+    preview = None if decision is None else await preview_of(request, decision.creative.id)
+    return ServingNow(reader, preview, booked)
 
 
 async def slot_delete(request: Request) -> Response:
