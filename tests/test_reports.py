@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+from adserver.config import Settings
 from adserver.core.db import make_engine
 from adserver.core.models import Outbox, Report, table
 from adserver.notify.mail import Mailer
@@ -303,3 +304,27 @@ def test_archive_api_scopes_reports_to_their_advertiser(
         assert download.text.startswith("day,impressions,")
         assert acme.get(f"/v1/reports/{acme_id}.pdf").status_code == 404
         assert acme.get("/v1/reports").headers["cache-control"] == "private, no-store"
+
+
+def test_a_daily_report_at_an_hour_the_dst_change_skips_is_made_once_at_the_next_valid_time(
+    sqlite_url: str,
+) -> None:
+    engine = make_engine(sqlite_url)
+    ids = seed(engine)
+    add_schedule(
+        engine, advertiser_id=ids["acme"], period="day", hour=2, timezone="America/New_York",
+        recipients=["ann@acme.example"],
+    )  # fmt: skip
+    settings = Settings(database_url=sqlite_url, secret_key="s" * 20, base_url="https://a.example")
+    made: dict[str, Any] = {}
+    # Every ten minutes from 00:00 to 05:00 New York time on 2026-03-08 (EST, then EDT).
+    for minute in range(0, 5 * 60 + 1, 10):
+        at = utc(2026, 3, 8, 5) + timedelta(minutes=minute)
+        run_due_reports(engine, settings, now=at)
+        with engine.connect() as connection:
+            for row in connection.execute(select(table(Report))):
+                made.setdefault(row.period_start, at)
+    engine.dispose()
+    # The 7th's report is made once, at 07:00 UTC: 03:00 EDT, the first valid time after the
+    # 02:00 that did not happen. (The 6th's was the latest due when the run began.)
+    assert made == {"2026-03-06": utc(2026, 3, 8, 5), "2026-03-07": utc(2026, 3, 8, 7)}

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -76,6 +77,11 @@ def _together(count: int, work: Callable[[int], object]) -> list[object]:
         thread.join(timeout=120)
     assert not errors, errors
     return results
+
+
+def _reports(smtp: SmtpServer) -> list[Any]:
+    """The report messages received (the scheduler also sends its notifications)."""
+    return [m for m in smtp.recorder.messages if str(m["Message-ID"]).startswith("<report-")]
 
 
 def _message_ids(smtp: SmtpServer) -> Counter[str]:
@@ -190,7 +196,7 @@ def test_two_scheduler_processes_started_after_the_hour_send_it_once_late(
             for n in range(2)
         ]
         try:
-            wait_for(lambda: len(smtp.recorder.messages) >= 2, "the late report's two messages")
+            wait_for(lambda: len(_reports(smtp)) >= 2, "the late report's two messages")
 
             def both_ran() -> bool:
                 for process in schedulers:
@@ -208,7 +214,7 @@ def test_two_scheduler_processes_started_after_the_hour_send_it_once_late(
         finally:
             for process in schedulers:
                 process.stop()
-        messages = list(smtp.recorder.messages)
+        messages = _reports(smtp)
     assert sorted(str(m["To"]) for m in messages) == ["ann@acme.example", "bob@acme.example"]
     assert all(str(m["Subject"]).endswith("(late)") for m in messages)
     with engine.connect() as connection:
@@ -281,3 +287,50 @@ def test_a_permanent_refusal_is_recorded_and_shown_in_the_summary(
     assert "Mail that did not go out" in text.get_content()
     assert "to gone@acme.example: failed (recipients refused" in text.get_content()
     assert "550 5.1.1 no such mailbox" in text.get_content()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_scheduler_restarted_after_a_crash_between_building_and_sending_sends_once(
+    pg: tuple[Engine, dict[str, int]], pg_url: str, tmp_path: Path
+) -> None:
+    engine, ids = pg
+    now = datetime.now(UTC)
+    add_schedule(
+        engine, advertiser_id=ids["acme"], period="day", hour=now.hour, timezone="UTC",
+        recipients=["ann@acme.example", "bob@acme.example"],
+    )  # fmt: skip
+    # What a scheduler killed after building leaves: the report and its messages, unsent.
+    run_due_reports(engine, _settings(pg_url), now=now)
+    with engine.connect() as connection:
+        assert set(connection.execute(select(OUTBOX.c.status)).scalars()) == {"pending"}
+    with smtp_server(tmp_path, security="plain") as smtp:
+        env = adserver_env(
+            pg_url, "https://ads.example", tmp_path / "spool",
+            ADSERVER_SMTP_URL=smtp.url(login=False),
+        )  # fmt: skip
+        restarted = AdserverProcess(["scheduler"], env, tmp_path / "scheduler.log")
+        restarted.start(wait_healthy=False)
+        try:
+            wait_for(lambda: len(_reports(smtp)) >= 2, "the two messages")
+
+            def reports_ran() -> bool:
+                restarted.assert_running()
+                with engine.connect() as connection:
+                    return bool(
+                        connection.execute(
+                            select(table(JobRun).c.job).where(
+                                table(JobRun).c.job == "reports",
+                                table(JobRun).c.finished_at.is_not(None),
+                            )
+                        ).first()
+                    )
+
+            wait_for(reports_ran, "the restarted scheduler's reports job")
+        finally:
+            restarted.stop()
+        received = [str(m["To"]) for m in _reports(smtp)]
+    assert sorted(received) == ["ann@acme.example", "bob@acme.example"]
+    with engine.connect() as connection:
+        assert len(connection.execute(select(REPORTS.c.id)).all()) == 1
+        assert set(connection.execute(select(OUTBOX.c.status)).scalars()) == {"sent"}
