@@ -105,6 +105,19 @@ def test_every_bad_campaign_field_is_named(admin: httpx.Client) -> None:
     )
     assert rules.status_code == 422
     assert set(rules.json()["fields"]) == {"ends_at", "roadblock", "targeting", "slots"}
+    huge = admin.post(
+        "/v1/manage/campaigns",
+        json={
+            "advertiser": 2**40,
+            **CAMPAIGN,
+            "slots": [2**40],
+            "goal": {"kind": "clicks", "total": 2**40},
+        },
+    )
+    assert set(huge.json()["fields"]) == {"advertiser", "slots.0", "goal.total"}
+    assert admin.get(f"/v1/manage/campaigns/{2**40}").status_code == 404
+    assert admin.get(f"/v1/manage/creatives/{2**63}").status_code == 404
+    assert admin.get(f"/v1/manage/advertisers/{2**63}").status_code == 404
     nobody = admin.post("/v1/manage/campaigns", json={"advertiser": 999, **CAMPAIGN})
     assert nobody.json()["fields"] == {"advertiser": "no such advertiser"}
 

@@ -85,6 +85,17 @@ def test_every_bad_field_is_named_in_one_422(admin: httpx.Client) -> None:
         "name": "may not be null",
     }
     assert admin.post("/v1/manage/sites", content=b"{nope").status_code == 422
+    nul = admin.post("/v1/manage/sites", json={**SITE, "key": "other", "name": "a\x00b"})
+    assert nul.json()["fields"] == {"name": "may not contain NUL characters"}
+    assert admin.get("/v1/manage/sites/a%00b").status_code == 404
+    assert admin.get("/v1/manage/slots/99999999999999999999").status_code == 404
+    assert admin.get("/v1/manage/slots", params={"after": 2**40}).status_code == 422
+    broken = admin.post(
+        "/v1/manage/creatives",
+        content=b"--x\r\nbroken",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert broken.status_code == 422, broken.text
     assert admin.post("/v1/manage/sites", json=[1, 2]).status_code == 422
 
 

@@ -22,6 +22,7 @@ from adserver.services.common import (
     history_view,
     inserted_id,
     named,
+    valid_id,
     write_version,
 )
 from adserver.services.errors import Conflict, NotFound, ServiceError
@@ -71,7 +72,7 @@ def public(row: Any) -> AdvertiserPublic:
 
 def _visible(advertiser_id: int, scope: int | None) -> None:
     """Another advertiser's objects do not exist for an advertiser's token."""
-    if scope is not None and advertiser_id != scope:
+    if (scope is not None and advertiser_id != scope) or not valid_id(advertiser_id):
         raise NotFound(f"no such {ENTITY}")
 
 

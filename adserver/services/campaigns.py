@@ -31,6 +31,8 @@ from adserver.services import history
 from adserver.services.advertisers import require_advertiser
 from adserver.services.common import (
     Actor,
+    Count,
+    Id,
     Money,
     Name,
     Public,
@@ -90,8 +92,8 @@ Country = Annotated[str, AfterValidator(_country)]
 
 class Goal(Schema):
     kind: Literal["impressions", "clicks"]
-    total: int | None = Field(default=None, ge=1)
-    daily: int | None = Field(default=None, ge=1)
+    total: Count | None = None
+    daily: Count | None = None
     nullable = frozenset({"total", "daily"})
 
     @model_validator(mode="after")
@@ -137,7 +139,7 @@ class CampaignFields(Schema):
     pacing: Literal["even", "asap"] = "even"
     frequency_cap: FrequencyCap | None = None
     targeting: Targeting = Field(default_factory=Targeting)
-    slots: list[int] = Field(default_factory=list, max_length=500)
+    slots: list[Id] = Field(default_factory=list, max_length=500)
     rotation: Literal["even", "weighted", "ctr"] = "even"
     roadblock: bool = False
     labels: list[Slug] = Field(default_factory=list, max_length=20)
@@ -145,7 +147,7 @@ class CampaignFields(Schema):
 
 
 class CampaignCreate(CampaignFields):
-    advertiser: int
+    advertiser: Id
 
 
 class CampaignUpdate(Schema):
@@ -167,7 +169,7 @@ class CampaignUpdate(Schema):
     pacing: Literal["even", "asap"] | None = None
     frequency_cap: FrequencyCap | None = None
     targeting: Targeting | None = None
-    slots: list[int] | None = Field(default=None, max_length=500)
+    slots: list[Id] | None = Field(default=None, max_length=500)
     rotation: Literal["even", "weighted", "ctr"] | None = None
     roadblock: bool | None = None
     labels: list[Slug] | None = Field(default=None, max_length=20)
@@ -201,7 +203,7 @@ class CampaignPublic(Public):
 
 
 class CampaignQuery(PageQuery):
-    advertiser: int | None = None
+    advertiser: Id | None = None
     site: str | None = None
     status: Status | None = None
 

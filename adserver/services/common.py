@@ -69,7 +69,7 @@ def parse(model: type[M], data: object) -> M:
     named in one 422, with read-only, immutable and unknown fields told apart."""
     if not isinstance(data, Mapping):
         raise ServiceError("the body must be a JSON object")
-    fields: dict[str, str] = {}
+    fields: dict[str, str] = dict(_nul_characters(data))
     for name in data:
         key = str(name)
         if key in model.immutable:
@@ -88,7 +88,7 @@ def parse(model: type[M], data: object) -> M:
             path = [str(p) for p in problem["loc"] if not _BRANCH.search(str(p))]
             key = ".".join(path) or "body"
             top = str(problem["loc"][0]) if problem["loc"] else key
-            if top in fields:
+            if top in fields or key in fields:
                 continue
             fields.setdefault(key, _message(problem["msg"]))
         parsed = None
@@ -96,6 +96,24 @@ def parse(model: type[M], data: object) -> M:
         raise ServiceError(_summary(fields), fields)
     assert parsed is not None
     return parsed
+
+
+def _nul_characters(value: object, path: str = "") -> list[tuple[str, str]]:
+    """Fields holding a NUL character: no database stores one in text, and no name needs it."""
+    if isinstance(value, str):
+        return [(path or "body", "may not contain NUL characters")] if "\x00" in value else []
+    if isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        items = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        return []
+    found = []
+    for key, item in items:
+        if "\x00" in key:
+            found.append((path or "body", "may not contain NUL characters"))
+        found += _nul_characters(item, f"{path}.{key}" if path else key)
+    return found
 
 
 def named(data: Schema) -> dict[str, Any]:
@@ -311,14 +329,18 @@ def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def is_slug(value: str) -> bool:
+    return bool(_SLUG.fullmatch(value))
+
+
 def _slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError("must be a URL-safe slug: a-z, 0-9, '-' or '_', at most 64 characters")
     return value
 
 
 def _size(value: str) -> str:
-    if value != "fluid" and not _SIZE.match(value):
+    if value != "fluid" and not _SIZE.fullmatch(value):
         raise ValueError("must be WIDTHxHEIGHT (e.g. 728x90) or 'fluid'")
     return value
 
@@ -337,13 +359,13 @@ def _currency(value: str) -> str:
 
 def _host(value: str) -> str:
     value = value.lower()
-    if not _HOST.match(value) or len(value) > 253:
+    if not _HOST.fullmatch(value) or len(value) > 253:
         raise ValueError("must be a host name such as example.com")
     return value
 
 
 def _email(value: str) -> str:
-    if (value and not _EMAIL.match(value)) or len(value) > 254:
+    if (value and not _EMAIL.fullmatch(value)) or len(value) > 254:
         raise ValueError("must be an e-mail address (or empty)")
     return value
 
@@ -363,11 +385,16 @@ def _https_url(value: str) -> str:
 
 
 def _money(value: str) -> str:
-    if not _MONEY.match(value):
+    if not _MONEY.fullmatch(value):
         raise ValueError('must be a decimal string such as "2.50" (at most 6 decimals)')
     return value
 
 
+#: The largest id a table holds (PostgreSQL's integer); a bigger one names nothing.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+#: A count stored in an integer column.
+Count = Annotated[int, Field(ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Slug = Annotated[str, AfterValidator(_slug)]
 Size = Annotated[str, AfterValidator(_size)]
@@ -413,7 +440,10 @@ def expected_version(if_match: str | None) -> int | None:
 
 
 def fetch_row(connection: Connection, table: Table, entity: str, **where: Any) -> Any:
-    """The row matching ``where``, or NotFound naming the entity."""
+    """The row matching ``where``, or NotFound naming the entity (an id no table can hold
+    included)."""
+    if not valid_id(where.get("id", 1)) or not is_slug(where.get("key", "x")):
+        raise NotFound(f"no such {entity}")
     query = select(table)
     for column, value in where.items():
         query = query.where(table.c[column] == value)
@@ -421,6 +451,10 @@ def fetch_row(connection: Connection, table: Table, entity: str, **where: Any) -
     if row is None:
         raise NotFound(f"no such {entity}")
     return row
+
+
+def valid_id(value: object) -> bool:
+    return isinstance(value, int) and 1 <= value <= MAX_ID
 
 
 def check_version(row: Any, expected: int | None) -> None:

@@ -21,6 +21,7 @@ from adserver.services.common import (
     Actor,
     HttpsUrl,
     HttpUrl,
+    Id,
     Name,
     Public,
     Removal,
@@ -31,6 +32,7 @@ from adserver.services.common import (
     history_view,
     inserted_id,
     named,
+    valid_id,
     write_version,
 )
 from adserver.services.errors import NotFound, ServiceError
@@ -67,7 +69,7 @@ class CreativeFields(Schema):
 
 
 class CreativeCreate(CreativeFields):
-    campaign: int
+    campaign: Id
     kind: Kind = "image"
 
 
@@ -114,8 +116,8 @@ class CreativePublic(Public):
 
 
 class CreativeQuery(PageQuery):
-    campaign: int | None = None
-    advertiser: int | None = None
+    campaign: Id | None = None
+    advertiser: Id | None = None
     status: Status | None = None
 
 
@@ -176,6 +178,8 @@ def list_creatives(
 
 
 def _row(connection: Connection, creative_id: int, scope: int | None) -> Any:
+    if not valid_id(creative_id):
+        raise NotFound(f"no such {ENTITY}")
     row = connection.execute(_select().where(CREATIVES.c.id == creative_id)).first()
     if row is None or (scope is not None and row.advertiser_id != scope):
         raise NotFound(f"no such {ENTITY}")

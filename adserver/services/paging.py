@@ -24,7 +24,7 @@ class PageQuery(Schema):
     read_only = frozenset()
 
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    after: int | None = Field(default=None, ge=0)
+    after: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
 @dataclass(frozen=True)

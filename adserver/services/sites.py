@@ -26,6 +26,7 @@ from adserver.services.common import (
     fetch_row,
     has_statistics,
     history_view,
+    is_slug,
     named,
     write_version,
 )
@@ -91,6 +92,8 @@ def public(row: Any) -> SitePublic:
 
 def site_id(connection: Connection, key: str) -> int:
     """The numeric id of the site with this key, or NotFound."""
+    if not is_slug(key):
+        raise NotFound(f"no site with key {key!r}")
     found = connection.execute(select(SITES.c.id).where(SITES.c.key == key)).scalar()
     if found is None:
         raise NotFound(f"no site with key {key!r}")
@@ -119,6 +122,8 @@ def list_sites(connection: Connection, *, query: SiteQuery) -> Page[SitePublic]:
 
 
 def get_site(connection: Connection, *, key: str) -> SitePublic:
+    if not is_slug(key):
+        raise NotFound(f"no such {ENTITY}")
     return public(fetch_row(connection, SITES, ENTITY, key=key))
 
 

@@ -24,6 +24,7 @@ from adserver.services.common import (
     history_view,
     inserted_id,
     named,
+    valid_id,
     write_version,
 )
 from adserver.services.errors import Conflict, NotFound
@@ -104,6 +105,8 @@ def list_slots(connection: Connection, *, query: SlotQuery) -> Page[SlotPublic]:
 
 
 def get_slot(connection: Connection, *, slot_id: int) -> SlotPublic:
+    if not valid_id(slot_id):
+        raise NotFound(f"no such {ENTITY}")
     row = connection.execute(_select().where(SLOTS.c.id == slot_id)).first()
     if row is None:
         raise NotFound(f"no such {ENTITY}")

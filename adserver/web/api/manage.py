@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel
 from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -50,6 +51,8 @@ def managed(auth: Auth = "admin") -> Callable[[Handler], Callable[[Request], Awa
                 return await handler(request, principal)
             except ServiceError as exc:
                 return failure(exc)
+            except HTTPException as exc:  # a multipart body the form parser refused
+                return failure(ServiceError(f"the body cannot be read: {exc.detail}"))
             except IntegrityError:
                 # A concurrent write took the same unique name between our check and insert.
                 return failure(Conflict("a concurrent change conflicts with this one: try again"))
