@@ -106,6 +106,7 @@ def create_app(settings: Settings) -> AdServer:
         refreshers = [
             Periodic("inventory", settings.inventory_poll_interval, runtime.inventory.refresh),
             Periodic("counters", settings.counter_flush_interval, runtime.counters.flush),
+            Periodic("audience", settings.counter_flush_interval, runtime.audience.flush),
         ]
         for refresher in refreshers:
             refresher.start()
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> AdServer:
             for refresher in refreshers:
                 await asyncio.to_thread(refresher.stop)
             await asyncio.to_thread(runtime.counters.flush)
+            await asyncio.to_thread(runtime.audience.flush)
             await asyncio.to_thread(runtime.writer.stop)
             engine.dispose()
             gc.unfreeze()  # what start-up made may be garbage now (several apps in one process)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine
 from starlette.templating import Jinja2Templates
@@ -19,6 +20,7 @@ from adserver.config import Settings
 from adserver.core.clock import UTC_ZONE, HourCache
 from adserver.core.metrics import Metrics
 from adserver.core.resources import PACKAGE_DIR
+from adserver.delivery.audience import Audience
 from adserver.delivery.inventory import Inventory
 from adserver.jobs.scheduler import JobScheduler
 from adserver.tracking.abuse import ReaderKeys
@@ -67,6 +69,15 @@ class Runtime:
     started_at: float = field(default_factory=time.time)
     #: Set by the lifespan when this process runs the scheduled jobs (ADSERVER_SCHEDULER=on).
     scheduler: JobScheduler | None = None
+    #: Requests by device and country, and sampled pages, that forecasts scale by.
+    audience: Audience = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audience = Audience(self.engine, self._zone_of)
+
+    def _zone_of(self, site_id: int) -> ZoneInfo:
+        site = self.inventory.current.sites_by_id.get(site_id)
+        return site.timezone if site is not None else UTC_ZONE
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine, templates: Jinja2Templates) -> Runtime:

@@ -549,3 +549,28 @@ class Notice(SQLModel, table=True):
     first_seen_at: datetime = _utc_column()
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     detail: str | None = None
+
+
+class AudienceDay(SQLModel, table=True):
+    """Requests per slot and site-local day by device class and country: what a forecast scales
+    by targeting. Nothing here is about one reader."""
+
+    __tablename__ = "audience_day"
+
+    day: str = Field(primary_key=True, max_length=10)
+    site_id: int = Field(primary_key=True)
+    slot_id: int = Field(primary_key=True)
+    device: str = Field(primary_key=True, max_length=16)
+    country: str = Field(primary_key=True, max_length=2)
+    requests: int = Field(default=0, sa_type=BigInteger)
+
+
+class AudienceSample(SQLModel, table=True):
+    """A small sample of one slot's recent page paths and keywords, for forecasts by path and
+    keyword targeting: ``[[path, [keyword, ...]], ...]``."""
+
+    __tablename__ = "audience_sample"
+
+    site_id: int = Field(primary_key=True)
+    slot_id: int = Field(primary_key=True)
+    samples: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

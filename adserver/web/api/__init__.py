@@ -12,6 +12,7 @@ from adserver.web.api import (
     creatives,
     described,
     docs,
+    forecast,
     openapi,
     reports,
     share_links,
@@ -42,6 +43,7 @@ routes = [
     *reports.routes,
     *routes_of(openapi.operations),
     *routes_of(docs.operations),
+    *routes_of(forecast.operations),
 ]
 
 #: Every /v1 route, described: what /v1/openapi.json and /v1/docs are generated from.
@@ -50,4 +52,5 @@ documented: list[Operation] = [
     *described.operations,
     *openapi.operations,
     *docs.operations,
+    *forecast.operations,
 ]

@@ -68,7 +68,17 @@ async def decide_endpoint(request: Request) -> Response:
         else:
             decisions[name] = orjson.Fragment(decision_json(svc.signer, site, decision, int(now)))
             served.append((decision.slot.id, decision.campaign.id, decision.creative.id))
-    svc.counters.count(svc.hours.hour(now, site.timezone, site.id), site.id, served)
+    hour = svc.hours.hour(now, site.timezone, site.id)
+    svc.counters.count(hour, site.id, served)
+    svc.audience.record(
+        hour,
+        site.id,
+        tuple(slot_id for slot_id, _, _ in served),
+        engine_request.device,
+        engine_request.country,
+        engine_request.path,
+        engine_request.keywords,
+    )
     answer: dict[str, Any] = {"site": site.key, "decisions": decisions}
     if result.errors:
         answer["errors"] = result.errors

@@ -1,0 +1,129 @@
+"""What forecasts scale by targeting: requests per slot and site-local day by device class and
+country, and a small sample of page paths and keywords per slot.
+
+Kept as the delivery counters are: a request appends one tuple (no work on the request path
+beyond that), and a flush every few seconds sums them into ``audience_day`` and refreshes each
+slot's sample (a reservoir of ``SAMPLE_SIZE`` pages). Nothing is kept about a single reader: no
+address, no user agent, no time finer than a day.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from adserver.core.db import insert_for
+from adserver.core.models import AudienceDay, AudienceSample, table
+
+log = logging.getLogger(__name__)
+
+#: Pages kept per slot for path and keyword targeting.
+SAMPLE_SIZE = 200
+#: (local day, site id, slot id, device, country)
+DayKey = tuple[str, int, int, str, str]
+
+
+class Audience:
+    def __init__(
+        self, engine: Engine, zone_of: Callable[[int], ZoneInfo], rng: random.Random | None = None
+    ) -> None:
+        self._engine = engine
+        self._zone_of = zone_of
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        #: (hour bucket, site id, slot ids, device, country, path, keywords) per request.
+        self._pending: list[tuple[int, int, tuple[int, ...], str, str, str, frozenset[str]]] = []
+        #: Sums a failed flush keeps for the next one.
+        self._days: Counter[DayKey] = Counter()
+        self._samples: dict[tuple[int, int], list[list[object]]] = {}
+        self._seen: Counter[tuple[int, int]] = Counter()
+
+    def record(
+        self,
+        hour: int,
+        site_id: int,
+        slot_ids: tuple[int, ...],
+        device: str | None,
+        country: str | None,
+        path: str,
+        keywords: frozenset[str],
+    ) -> None:
+        """One request of a page (its slots), as the decide handler saw it."""
+        entry = (hour, site_id, slot_ids, device or "", country or "", path, keywords)
+        with self._lock:
+            self._pending.append(entry)
+
+    def flush(self) -> None:
+        """Add what was recorded to ``audience_day`` and write the slots' samples."""
+        with self._flushing:
+            with self._lock:
+                pending, self._pending = self._pending, []
+            touched = self._fold(pending)
+            if not self._days and not touched:
+                return
+            rows = [
+                {"day": d, "site_id": s, "slot_id": sl, "device": dv, "country": c, "requests": n}
+                for (d, s, sl, dv, c), n in self._days.items()
+            ]
+            samples = [
+                {"site_id": site, "slot_id": slot, "samples": self._samples[(site, slot)]}
+                for site, slot in touched
+            ]
+            try:
+                with self._engine.begin() as connection:
+                    insert = insert_for(connection)
+                    if rows:
+                        days = table(AudienceDay)
+                        statement = insert(days)
+                        connection.execute(
+                            statement.on_conflict_do_update(
+                                index_elements=["day", "site_id", "slot_id", "device", "country"],
+                                set_={"requests": days.c.requests + statement.excluded.requests},
+                            ),
+                            rows,
+                        )
+                    if samples:
+                        statement = insert(table(AudienceSample))
+                        connection.execute(
+                            statement.on_conflict_do_update(
+                                index_elements=["site_id", "slot_id"],
+                                set_={"samples": statement.excluded.samples},
+                            ),
+                            samples,
+                        )
+                self._days.clear()
+            except Exception:
+                log.exception("could not write audience figures; keeping them for the next flush")
+
+    def _fold(
+        self, pending: Iterable[tuple[int, int, tuple[int, ...], str, str, str, frozenset[str]]]
+    ) -> set[tuple[int, int]]:
+        days: dict[tuple[int, int], str] = {}
+        touched: set[tuple[int, int]] = set()
+        for hour, site_id, slot_ids, device, country, path, keywords in pending:
+            day = days.get((hour, site_id))
+            if day is None:
+                day = datetime.fromtimestamp(hour, self._zone_of(site_id)).date().isoformat()
+                days[(hour, site_id)] = day
+            for slot_id in slot_ids:
+                self._days[(day, site_id, slot_id, device, country)] += 1
+                key = (site_id, slot_id)
+                self._seen[key] += 1
+                sample = self._samples.setdefault(key, [])
+                page: list[object] = [path, sorted(keywords)]
+                if len(sample) < SAMPLE_SIZE:
+                    sample.append(page)
+                else:
+                    kept = self._rng.randrange(self._seen[key])
+                    if kept < SAMPLE_SIZE:
+                        sample[kept] = page
+                touched.add(key)
+        return touched
