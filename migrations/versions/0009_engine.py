@@ -1,7 +1,7 @@
 """engine: the audience aggregates forecasts scale by targeting
 
 Revision ID: engine
-Revises: access_versions
+Revises: harden
 Create Date: 2026-12-03 08:20:00
 """
 
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "engine"
-down_revision: str | None = "access_versions"
+down_revision: str | None = "harden"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
