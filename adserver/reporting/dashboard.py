@@ -553,7 +553,7 @@ def _campaign_table(
                 "campaign": campaign.name,
                 "status": campaign.status,
                 **figure_cells(grouped.get(campaign_id, {})),
-                "goal": None if pace is None else f"{pace.goal} {pace.kind}",
+                "goal": None if pace is None else f"{pace.goal:,} {pace.kind}",
                 "delivered": None if pace is None else pace.delivered,
                 "pace": None if pace is None else pace.pace,
                 "days_left": _days_left(campaign, now, scope.zone),
@@ -613,7 +613,9 @@ def _creative_table(
                 "thumbnail": asset_url("", creative_id, version) if creative.image_type else None,
                 "creative": creative.name,
                 "campaign": campaign.name if campaign is not None else None,
-                "size": f"{creative.width}x{creative.height}",
+                "size": f"{creative.width}x{creative.height}"
+                if creative.width and creative.height
+                else "fluid",
                 "status": creative.status,
                 "review_note": creative.review_note,
                 **figure_cells(grouped.get(creative_id, {})),
