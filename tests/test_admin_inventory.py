@@ -235,3 +235,24 @@ def test_pages_carry_the_security_headers(admin_browser: AdminBrowser) -> None:
     answer: httpx.Response = admin_browser.get("/admin/sites")
     assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     assert answer.headers["cache-control"] == "private, no-store"
+
+
+@sqlite_only
+def test_numbers_too_large_and_unknown_cursors_are_4xx_pages(admin_browser: AdminBrowser) -> None:
+    huge = "9" * 25
+    for path in (
+        f"/admin/slots/{huge}",
+        f"/admin/campaigns/{huge}",
+        f"/admin/campaigns?advertiser={huge}",
+        f"/admin/creatives?campaign={huge}",
+        f"/admin/users?advertiser={huge}",
+        "/admin/sites?after=no-such-site",
+    ):
+        answer = admin_browser.get(path)
+        assert 400 <= answer.status_code < 500, path
+        assert "<title>" in answer.text, path
+    refused = admin_browser.submit(
+        "/admin/campaigns/new",
+        {"advertiser": huge, "name": "x", "price": "1", "slots": [huge]},
+    )
+    assert 400 <= refused.status_code < 500

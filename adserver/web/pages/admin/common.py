@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DataError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -50,9 +51,22 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+#: What a number typed into a URL or a form may not exceed: the databases' integer columns
+#: refuse more (SQLite with OverflowError, PostgreSQL with "out of range").
+OUT_OF_RANGE = (OverflowError, DataError)
+
+
 async def read(request: Request, work: Callable[[Connection], T]) -> T:
-    """A read through the service layer, in a worker thread."""
-    return await runtime(request).run_db(work)
+    """A read through the service layer, in a worker thread. NotFound is the caller's to
+    answer; any other refusal (a list asked to start after an unknown key) is a 4xx page."""
+    try:
+        return await runtime(request).run_db(work)
+    except OUT_OF_RANGE as exc:
+        raise HTTPException(400, "a number in this address is too large") from exc
+    except NotFound:
+        raise
+    except ServiceError as exc:
+        raise HTTPException(exc.status, exc.message) from exc
 
 
 async def write(request: Request, work: Callable[[Connection], T]) -> T:
@@ -64,7 +78,10 @@ async def write(request: Request, work: Callable[[Connection], T]) -> T:
         with engine.begin() as connection:
             return work(connection)
 
-    return await asyncio.to_thread(run)
+    try:
+        return await asyncio.to_thread(run)
+    except OUT_OF_RANGE as exc:
+        raise HTTPException(400, "a number in this form is too large") from exc
 
 
 def not_found(exc: NotFound) -> HTTPException:
