@@ -25,7 +25,9 @@ def server(sqlite_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     settings = make_settings(sqlite_url, sock.getsockname()[1], tmp_path / "spool")
     settings = settings.with_changes(allowed_hosts=("ads.example.com",))
     live = start_server(settings, sock)
-    three_slot_site(make_engine(sqlite_url))
+    engine = make_engine(sqlite_url)
+    three_slot_site(engine)
+    engine.dispose()
     live.runtime.inventory.rebuild()
     yield live
     live.stop()
@@ -156,7 +158,7 @@ def test_stats_ids_are_checked_before_any_query() -> None:
     from adserver.reporting.stats import BadQuery, StatsQuery
 
     base = {"from": "2026-01-01", "to": "2026-01-02"}
-    for raw in ("²", "١٢", "99999999999999999999", "9" * 5000, "0"):
+    for raw in ("²", "١٢", "99999999999999999999", "2147483648", "9" * 5000, "0"):
         with pytest.raises(BadQuery, match="numeric campaign id"):
             StatsQuery.from_params({**base, "campaign": raw})
     assert StatsQuery.from_params({**base, "campaign": "12"}).campaign == 12
@@ -280,3 +282,21 @@ def test_public_metrics_need_no_token(sqlite_url: str, tmp_path: Path) -> None:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_ids_past_the_databases_columns_are_a_4xx(live_server: LiveServer) -> None:
+    """On PostgreSQL an id past 32 bits made the query itself fail: a 500."""
+    engine = make_engine(live_server.settings.database_url)
+    three_slot_site(engine)
+    with engine.begin() as connection:
+        admin = create_api_token(connection, name="ops", advertiser_id=None)
+    engine.dispose()
+    with live_server.client() as client:
+        for big in ("2147483648", "9223372036854775807"):
+            stats = client.get(
+                "/v1/stats",
+                params={"from": "2026-01-01", "to": "2026-01-02", "advertiser": big},
+                headers=bearer(admin),
+            )
+            assert stats.status_code == 400, big
+            assert client.get(f"/v1/asset/{big}").status_code == 404, big

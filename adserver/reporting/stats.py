@@ -137,8 +137,8 @@ def _id(params: Mapping[str, str], name: str) -> int | None:
     if not raw:
         return None
     # ASCII digits only (``str.isdigit`` also takes "²", which ``int`` refuses), and within
-    # the database's 64-bit ids.
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 20 and 0 < int(raw) < 2**63):
+    # the database's id columns (32 bits on PostgreSQL).
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 11 and 0 < int(raw) < 2**31):
         raise BadQuery(f"'{name}' must be a numeric {name} id, not {raw!r}")
     return int(raw)
 

@@ -13,8 +13,9 @@ async def asset(request: Request) -> Response:
     """A creative's image; its URL carries a version, so browsers may keep it for a year."""
     svc = runtime(request)
     raw = request.path_params["creative_id"]
-    # Ids are positive 63-bit integers spelled in ASCII digits; anything else names no image.
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 20 and 0 < int(raw) < 2**63):
+    # Ids are positive integers of the database's id columns (32 bits on PostgreSQL), spelled
+    # in ASCII digits; anything else names no image.
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 11 and 0 < int(raw) < 2**31):
         return error(404, "no such image")
     creative_id = int(raw)
     row = await svc.run_db(lambda c: creatives.image(c, creative_id))
