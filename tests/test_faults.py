@@ -1,5 +1,6 @@
 """Faults in storing events: whatever stops the database taking them, the spool does; when
-nothing can, readers hear 503 (a click still lands) and /healthz takes the node out.
+nothing can, readers hear 503 (a click still lands) and /healthz takes the node out. And a tally
+killed mid-way counts nothing twice and loses nothing.
 
 As root, permissions stop nothing, so the faults are made the way root cannot ignore them: a
 directory where the writer's lock file must go, a spool folder under a plain file, and a full
@@ -12,16 +13,21 @@ import contextlib
 import errno
 import json
 import os
+import signal
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine, text
 
 from adserver.core.db import make_engine, migrate
+from adserver.reporting.tally import run_tally
+from adserver.tracking.events import store
 from adserver.tracking.spool import Spool
 from tests.conftest import OPS, LiveServer, bound_socket, make_settings, start_server
 from tests.records import event
@@ -245,3 +251,49 @@ def test_a_spool_append_cut_short_leaves_nothing_behind(
         "b",
     ]
     spool.close()
+
+
+def test_a_tally_killed_midway_loses_and_doubles_nothing(engine: Engine) -> None:
+    """SIGKILL a tally between its batches: what it committed stays counted once, what it had
+    not is counted by the next one."""
+    total = 30_000
+    records = [event(f"k{n}", "imp") for n in range(total)]
+    for start in range(0, total, 5_000):
+        with engine.begin() as connection:
+            store(connection, records[start : start + 5_000])
+    url = engine.url.render_as_string(hide_password=False)
+    tally = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from adserver.core.db import make_engine; "
+            "from adserver.reporting.tally import run_tally; "
+            "run_tally(make_engine(sys.argv[1]), batch_size=250)",
+            url,
+        ]
+    )
+
+    def batches() -> int:
+        with engine.connect() as connection:
+            value = connection.execute(
+                text("SELECT value FROM meta WHERE key = 'tally_batch'")
+            ).scalar()
+        return int(value or 0)
+
+    try:
+        wait_for(lambda: batches() >= 5, "the tally's fifth batch", seconds=60)
+        tally.send_signal(signal.SIGKILL)
+    finally:
+        tally.wait(timeout=30)
+    assert tally.returncode == -signal.SIGKILL
+    with engine.connect() as connection:
+        pending = connection.execute(
+            text("SELECT count(*) FROM event WHERE tally_batch IS NULL")
+        ).scalar_one()
+        counted = connection.execute(text("SELECT sum(impressions) FROM hourly_stat")).scalar()
+    assert 0 < pending < total, "killed mid-way"
+    assert int(counted or 0) == total - pending
+    assert run_tally(engine) == pending
+    with engine.connect() as connection:
+        counted = connection.execute(text("SELECT sum(impressions) FROM hourly_stat")).scalar()
+    assert counted == total
