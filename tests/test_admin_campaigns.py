@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from PIL import Image
 from sqlalchemy import Engine, func, select
 
 from adserver.core.models import Event, HourlyStat, table
+from adserver.delivery.forecast import forecast
 from adserver.services import campaigns, creatives
 from tests.accounts_helpers import csrf_of
 from tests.admin_pages import AdminBrowser, admin_browser, admin_engine, field_error, field_value
@@ -373,3 +375,62 @@ def test_the_slot_previews_what_it_serves_without_counting(
     with admin_engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(table(Event))).scalar() == 0
         assert connection.execute(select(func.count()).select_from(table(HourlyStat))).scalar() == 0
+
+
+def test_the_campaign_page_forecasts_its_slots(admin_browser: AdminBrowser) -> None:
+    ids = setup_inventory(admin_browser)
+    form = campaign_form(
+        ids,
+        roadblock="",
+        tier="standard",
+        slots=[ids["top"]],
+        targeting_paths="",
+        targeting_keywords="",
+        targeting_countries="",
+        targeting_devices=[],
+        targeting_days=[],
+        targeting_hours=[],
+    )
+    made = admin_browser.submit("/admin/campaigns/new", form)
+    path = made.headers["location"]
+    hour = int(time.time()) // 3600 * 3600
+    with admin_browser.engine.begin() as connection:
+        add_hourly(
+            connection,
+            [
+                {
+                    "hour": hour - 3600 * h,
+                    "site_id": 1,
+                    "slot_id": int(ids["top"]),
+                    "campaign_id": 0,
+                    "creative_id": 0,
+                    "requests": 100,
+                }
+                for h in range(1, 24 * 14)
+            ],
+        )
+    start, end = date.today() + timedelta(days=1), date.today() + timedelta(days=7)
+    page = admin_browser.get(
+        path, params={"forecast_from": start.isoformat(), "forecast_to": end.isoformat()}
+    ).text
+    with admin_browser.engine.connect() as connection:
+        expected = forecast(
+            connection,
+            site_key="news",
+            slot_names=["top"],
+            start=start,
+            end=end,
+            targeting={},
+            tier="standard",
+            now=time.time(),
+        )[0]
+    assert expected.expected > 0
+    assert f"Impressions, {start} to {end}" in page
+    row = re.search(r"<td>news / top</td>\s*<td class=\"num\">([\d,]+)</td>", page)
+    assert row is not None and int(row.group(1).replace(",", "")) == expected.expected
+    refused = admin_browser.get(path, params={"forecast_from": "soon"})
+    assert refused.status_code == 400
+    backwards = admin_browser.get(
+        path, params={"forecast_from": end.isoformat(), "forecast_to": start.isoformat()}
+    )
+    assert "&#39;to&#39; is before &#39;from&#39;" in backwards.text

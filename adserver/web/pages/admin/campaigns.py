@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from adserver.core.enums import PRICINGS, STATUSES, TIERS
+from adserver.delivery.forecast import ForecastError, SlotForecast, forecast
 from adserver.reporting.stats import BadQuery, StatsQuery, StatsResult, run_stats
 from adserver.services import advertisers, campaigns, creatives, sites, slots
 from adserver.services.common import parse
@@ -291,6 +295,65 @@ def _delivery(connection: Connection, campaign: campaigns.CampaignPublic) -> Sta
         return None
 
 
+@dataclass(frozen=True)
+class Forecast:
+    """Availability for the campaign's slots over ``start``..``end``, per site (a forecast
+    covers one site's slots), or why it could not be made."""
+
+    start: date
+    end: date
+    sites: list[tuple[str, list[SlotForecast]]]
+    problem: str | None = None
+
+
+def _forecast_days(request: Request, campaign: campaigns.CampaignPublic) -> tuple[date, date]:
+    """The days asked for, else what is left of the campaign's flight (30 days when open)."""
+    today = now().date()
+    start = max(today, date.fromisoformat(campaign.starts_at[:10]) if campaign.starts_at else today)
+    end = date.fromisoformat(campaign.ends_at[:10]) if campaign.ends_at else start + timedelta(30)
+    params = request.query_params
+    try:
+        if params.get("forecast_from"):
+            start = date.fromisoformat(params["forecast_from"])
+        if params.get("forecast_to"):
+            end = date.fromisoformat(params["forecast_to"])
+    except ValueError as exc:
+        raise HTTPException(400, "forecast days must be dates as YYYY-MM-DD") from exc
+    return start, end
+
+
+def _forecast(
+    connection: Connection, campaign: campaigns.CampaignPublic, start: date, end: date
+) -> Forecast:
+    """What the campaign's slots can still deliver to its targeting and tier: the engine's
+    forecast from the last weeks' traffic, less what competing campaigns will take."""
+    by_site: dict[str, list[str]] = {}
+    for slot_id in campaign.slots:
+        slot = slots.get_slot(connection, slot_id=slot_id)
+        by_site.setdefault(slot.site, []).append(slot.name)
+    results: list[tuple[str, list[SlotForecast]]] = []
+    try:
+        for site_key, names in by_site.items():
+            results.append(
+                (
+                    site_key,
+                    forecast(
+                        connection,
+                        site_key=site_key,
+                        slot_names=names,
+                        start=start,
+                        end=end,
+                        targeting=campaign.targeting,
+                        tier=campaign.tier,
+                        now=time.time(),
+                    ),
+                )
+            )
+    except ForecastError as exc:
+        return Forecast(start, end, [], str(exc))
+    return Forecast(start, end, results)
+
+
 async def campaign_detail(request: Request) -> Response:
     campaign_id: int = request.path_params["campaign_id"]
     try:
@@ -323,10 +386,15 @@ async def campaign_detail(request: Request) -> Response:
             return done(request, f"/admin/campaigns/{campaign_id}", "Campaign saved.")
         form = outcome
 
+    wants_forecast = "forecast_from" in request.query_params
+    days = _forecast_days(request, campaign)
+
     def load(connection: Connection) -> dict[str, Any]:
         owner = advertisers.get_advertiser(connection, advertiser_id=campaign.advertiser)
         query = creatives.CreativeQuery(campaign=campaign_id, limit=PAGE_SIZE)
         return {
+            "forecast_days": days,
+            "forecast": _forecast(connection, campaign, *days) if wants_forecast else None,
             "advertiser": owner,
             "creatives": creatives.list_creatives(connection, query=query),
             "delivery": _delivery(connection, campaign),
