@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from adserver.notify.mail import MailConfigError, SmtpConfig
+
 DEFAULT_DATABASE_URL = "sqlite:///./adserver.db"
 
 
@@ -59,7 +61,7 @@ class Settings:
             database_url=env.get("ADSERVER_DATABASE_URL", DEFAULT_DATABASE_URL),
             secret_key=env.get("ADSERVER_SECRET_KEY", ""),
             base_url=env.get("ADSERVER_BASE_URL", cls.base_url).rstrip("/"),
-            smtp_url=env.get("ADSERVER_SMTP_URL") or None,
+            smtp_url=_smtp_url(env.get("ADSERVER_SMTP_URL", "")),
             mail_from=env.get("ADSERVER_MAIL_FROM") or cls.mail_from,
             scheduler=scheduler == "on",
             retention_days=_int(env, "ADSERVER_RETENTION_DAYS", cls.retention_days),
@@ -80,6 +82,17 @@ class Settings:
                 "tokens and sessions. Generate one with: "
                 "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
+
+
+def _smtp_url(raw: str) -> str | None:
+    """The SMTP URL if it parses (a bad one is refused at start, not at the first report)."""
+    if not raw.strip():
+        return None
+    try:
+        SmtpConfig.parse(raw)
+    except MailConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    return raw.strip()
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -165,3 +165,12 @@ def test_mail_off_without_smtp() -> None:
     assert not mailer.enabled
     (outcome,) = mailer.send([_message()])
     assert outcome.status == "off"
+
+
+def test_a_malformed_smtp_url_is_refused_at_start() -> None:
+    from adserver.config import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="must start with smtp:// or smtps://"):
+        Settings.from_env({"ADSERVER_SMTP_URL": "mail.example.com:25"})
+    settings = Settings.from_env({"ADSERVER_SMTP_URL": "smtps://u:p@mail.example.com"})
+    assert settings.smtp_url == "smtps://u:p@mail.example.com"
