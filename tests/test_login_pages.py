@@ -20,6 +20,12 @@ from tests.conftest import LiveServer, start_server
 
 
 @pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """Page behaviour on SQLite; the session and throttle SQL run on both in test_sessions."""
+    return sqlite_url
+
+
+@pytest.fixture
 def users(live_server: LiveServer) -> LiveServer:
     engine = make_engine(live_server.settings.database_url)
     add_user(engine, "ops@example.com")

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, text
 
-from adserver.accounts import throttle
+from adserver.accounts import links, throttle
+from adserver.accounts.housekeeping import prune_accounts
 from adserver.accounts.login import attempt_login
 from adserver.accounts.sessions import (
     SessionPolicy,
@@ -117,3 +118,20 @@ def test_the_slow_down_grows_and_is_capped() -> None:
     delays = [throttle.delay_for(n) for n in range(12)]
     assert delays[:3] == [0, 0, 0] and delays[3] == 0.25
     assert delays == sorted(delays) and max(delays) == throttle.MAX_DELAY
+
+
+def test_the_hourly_job_prunes_what_no_longer_opens_anything(engine: Engine) -> None:
+    user_id = add_user(engine, "ops@example.com")
+    with engine.begin() as connection:
+        start_session(connection, user_id=user_id, now=NOW - timedelta(hours=13))
+        live = start_session(connection, user_id=user_id, now=NOW)
+        links.issue_link(connection, user_id=user_id, purpose="reset", now=NOW - timedelta(hours=2))
+        fresh = links.issue_link(connection, user_id=user_id, purpose="invite", now=NOW)
+        throttle.record_failure(connection, address="a", email="x", now=int(NOW.timestamp()))
+        throttle.record_failure(connection, address="a", email="x", now=int(NOW.timestamp()) - 7200)
+    assert prune_accounts(engine, now=NOW, policy=POLICY) == (
+        "pruned 1 sessions, 1 links and 1 login failures"
+    )
+    with engine.begin() as connection:
+        assert session_user(connection, key=live, now=NOW, policy=POLICY)
+        assert links.link_user(connection, token=fresh, purpose="invite", now=NOW) == user_id

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
+from adserver.accounts.housekeeping import prune_accounts
 from adserver.config import Settings
 from adserver.core.metrics import Metrics
 from adserver.delivery.pacing import refresh_delivery
@@ -15,12 +17,16 @@ from adserver.jobs.scheduler import Job, JobScheduler
 from adserver.notify.jobs import mail_job, notices_job, reports_job
 from adserver.reporting.tally import run_tally
 
-JOB_NAMES = ("tally", "pacing", "retention", "reports", "mail", "notices")
+JOB_NAMES = ("tally", "pacing", "retention", "reports", "mail", "notices", "accounts")
 RETENTION_INTERVAL = 3600
 #: Reports fall due at whole local hours; once a minute finds them within a minute.
 REPORTS_INTERVAL = 60
 MAIL_INTERVAL = 60
 NOTICES_INTERVAL = 300
+
+
+def _utc(now: float) -> datetime:
+    return datetime.fromtimestamp(now, UTC)
 
 
 def default_jobs(engine: Engine, settings: Settings) -> list[Job]:
@@ -42,6 +48,7 @@ def default_jobs(engine: Engine, settings: Settings) -> list[Job]:
         Job("reports", REPORTS_INTERVAL, lambda now: reports_job(engine, settings, now)),
         Job("mail", MAIL_INTERVAL, lambda now: mail_job(engine, settings, now)),
         Job("notices", NOTICES_INTERVAL, lambda now: notices_job(engine, settings, now)),
+        Job("accounts", RETENTION_INTERVAL, lambda now: prune_accounts(engine, now=_utc(now))),
     ]
 
 
