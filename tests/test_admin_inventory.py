@@ -247,6 +247,7 @@ def test_numbers_too_large_and_unknown_cursors_are_4xx_pages(admin_browser: Admi
         f"/admin/creatives?campaign={huge}",
         f"/admin/users?advertiser={huge}",
         "/admin/sites?after=no-such-site",
+        "/admin/campaigns?status=bogus",
     ):
         answer = admin_browser.get(path)
         assert 400 <= answer.status_code < 500, path

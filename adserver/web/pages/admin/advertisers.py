@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from adserver.services import advertisers, campaigns
 from adserver.services.common import parse
-from adserver.services.errors import NotFound, ServiceError
+from adserver.services.errors import NotFound
 from adserver.web.pages.admin.common import (
     PAGE_SIZE,
     Form,
@@ -19,7 +19,7 @@ from adserver.web.pages.admin.common import (
     attempt,
     blank_form,
     done,
-    filters,
+    list_query,
     not_found,
     now,
     page_links,
@@ -34,11 +34,7 @@ FIELDS = ("name", "email", "status")
 
 
 async def advertiser_list(request: Request) -> Response:
-    chosen = filters(request, "status", "after")
-    try:
-        query = parse(advertisers.AdvertiserQuery, {"limit": PAGE_SIZE, **chosen})
-    except ServiceError:
-        query = advertisers.AdvertiserQuery(limit=PAGE_SIZE)
+    query, chosen = list_query(request, advertisers.AdvertiserQuery, "status")
     page = await read(request, lambda c: advertisers.list_advertisers(c, query=query))
     context = {"page": page, "links": page_links(request, page), "chosen": chosen}
     return render(request, "admin/advertisers/list.html", context, section="advertisers")

@@ -20,7 +20,7 @@ from adserver.delivery.forecast import ForecastError, SlotForecast, forecast
 from adserver.reporting.stats import BadQuery, StatsQuery, StatsResult, run_stats
 from adserver.services import advertisers, campaigns, creatives, sites, slots
 from adserver.services.common import parse
-from adserver.services.errors import NotFound, ServiceError
+from adserver.services.errors import NotFound
 from adserver.web.pages.admin.common import (
     PAGE_SIZE,
     Form,
@@ -28,8 +28,8 @@ from adserver.web.pages.admin.common import (
     attempt,
     blank_form,
     done,
-    filters,
     lines,
+    list_query,
     many,
     not_found,
     now,
@@ -211,11 +211,7 @@ def _choices(connection: Connection) -> dict[str, Any]:
 
 
 async def campaign_list(request: Request) -> Response:
-    chosen = filters(request, "advertiser", "site", "status", "after")
-    try:
-        query = parse(campaigns.CampaignQuery, {"limit": PAGE_SIZE, **chosen})
-    except ServiceError:
-        query = campaigns.CampaignQuery(limit=PAGE_SIZE)
+    query, chosen = list_query(request, campaigns.CampaignQuery, "advertiser", "site", "status")
 
     def load(connection: Connection) -> dict[str, Any]:
         page = campaigns.list_campaigns(connection, query=query)

@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from adserver.accounts.sessions import SignedInUser
-from adserver.services.common import Actor, Removal
+from adserver.services.common import Actor, Removal, parse
 from adserver.services.errors import NotFound, ServiceError
-from adserver.services.paging import Page
+from adserver.services.paging import Page, PageQuery
 from adserver.web.common import app_of, runtime
 from adserver.web.pages.auth import require_user
 from adserver.web.pages.flash import add_flash, clear_flashes, read_flashes
@@ -234,6 +234,19 @@ def page_links(request: Request, page: Page[Any]) -> dict[str, str | None]:
         "first_url": first if request.query_params.get("after") else None,
         "next_url": following,
     }
+
+
+Q = TypeVar("Q", bound=PageQuery)
+
+
+def list_query(request: Request, model: type[Q], *names: str) -> tuple[Q, dict[str, str]]:
+    """A list's query from the filters ``names`` in the query string (and ``after``), a page of
+    ``PAGE_SIZE``; a filter the service layer refuses is a 400 page saying why."""
+    chosen = filters(request, *names, "after")
+    try:
+        return parse(model, {"limit": PAGE_SIZE, **chosen}), chosen
+    except ServiceError as exc:
+        raise HTTPException(400, exc.message) from exc
 
 
 def filters(request: Request, *names: str) -> dict[str, str]:

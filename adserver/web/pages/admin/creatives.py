@@ -26,14 +26,13 @@ from adserver.services.errors import NotFound, ServiceError
 from adserver.services.images import check_image
 from adserver.web.common import app_of
 from adserver.web.pages.admin.common import (
-    PAGE_SIZE,
     Form,
     actor,
     attempt,
     blank_form,
     done,
-    filters,
     lines,
+    list_query,
     not_found,
     now,
     page_links,
@@ -86,11 +85,7 @@ def _base_url(request: Request) -> str:
 
 
 async def creative_list(request: Request) -> Response:
-    chosen = filters(request, "campaign", "advertiser", "status", "after")
-    try:
-        query = parse(creatives.CreativeQuery, {"limit": PAGE_SIZE, **chosen})
-    except ServiceError:
-        query = creatives.CreativeQuery(limit=PAGE_SIZE)
+    query, chosen = list_query(request, creatives.CreativeQuery, "campaign", "advertiser", "status")
     base_url = _base_url(request)
     page = await read(
         request, lambda c: creatives.list_creatives(c, query=query, base_url=base_url)

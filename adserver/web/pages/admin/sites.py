@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from adserver.services import sites, slots
 from adserver.services.common import parse
-from adserver.services.errors import NotFound, ServiceError
+from adserver.services.errors import NotFound
 from adserver.services.paging import Page
 from adserver.web.pages.admin.common import (
     PAGE_SIZE,
@@ -20,8 +20,8 @@ from adserver.web.pages.admin.common import (
     attempt,
     blank_form,
     done,
-    filters,
     lines,
+    list_query,
     not_found,
     now,
     page_links,
@@ -36,11 +36,7 @@ FIELDS = ("key", "name", "domains", "timezone", "currency", "status")
 
 
 async def site_list(request: Request) -> Response:
-    chosen = filters(request, "status", "after")
-    try:
-        query = parse(sites.SiteQuery, {"limit": PAGE_SIZE, **chosen})
-    except ServiceError:
-        query = sites.SiteQuery(limit=PAGE_SIZE)
+    query, chosen = list_query(request, sites.SiteQuery, "status")
     page: Page[sites.SitePublic] = await read(request, lambda c: sites.list_sites(c, query=query))
     context = {"page": page, "links": page_links(request, page), "status": chosen.get("status")}
     return render(request, "admin/sites/list.html", context, section="sites")

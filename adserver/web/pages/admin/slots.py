@@ -16,17 +16,16 @@ from adserver.delivery.embed import copy_ready_tag
 from adserver.delivery.explain import explain
 from adserver.services import sites, slots
 from adserver.services.common import parse
-from adserver.services.errors import NotFound, ServiceError
+from adserver.services.errors import NotFound
 from adserver.web.common import app_of, runtime
 from adserver.web.pages.admin.common import (
-    PAGE_SIZE,
     Form,
     actor,
     attempt,
     blank_form,
     done,
-    filters,
     lines,
+    list_query,
     not_found,
     now,
     optional,
@@ -49,11 +48,7 @@ async def _site_choices(request: Request) -> list[tuple[str, str]]:
 
 
 async def slot_list(request: Request) -> Response:
-    chosen = filters(request, "site", "status", "after")
-    try:
-        query = parse(slots.SlotQuery, {"limit": PAGE_SIZE, **chosen})
-    except ServiceError:
-        query = slots.SlotQuery(limit=PAGE_SIZE)
+    query, chosen = list_query(request, slots.SlotQuery, "site", "status")
     page = await read(request, lambda c: slots.list_slots(c, query=query))
     context = {
         "page": page,

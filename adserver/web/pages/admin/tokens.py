@@ -15,13 +15,12 @@ from adserver.services import advertisers, tokens
 from adserver.services.common import parse
 from adserver.services.errors import NotFound, ServiceError
 from adserver.web.pages.admin.common import (
-    PAGE_SIZE,
     Form,
     actor,
     attempt,
     blank_form,
     done,
-    filters,
+    list_query,
     not_found,
     now,
     page_links,
@@ -38,11 +37,7 @@ FIELDS = ("name", "advertiser")
 async def token_list(
     request: Request, *, form: Form | None = None, created: tokens.TokenCreated | None = None
 ) -> Response:
-    chosen = filters(request, "status", "advertiser", "after")
-    try:
-        query = parse(tokens.TokenQuery, {"limit": PAGE_SIZE, **chosen})
-    except ServiceError:
-        query = tokens.TokenQuery(limit=PAGE_SIZE)
+    query, chosen = list_query(request, tokens.TokenQuery, "status", "advertiser")
 
     def load(connection: Connection) -> dict[str, Any]:
         sellers = advertisers.list_advertisers(

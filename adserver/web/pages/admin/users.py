@@ -20,13 +20,12 @@ from adserver.services import advertisers, users
 from adserver.services.common import parse
 from adserver.services.errors import NotFound, ServiceError
 from adserver.web.pages.admin.common import (
-    PAGE_SIZE,
     Form,
     actor,
     attempt,
     blank_form,
     done,
-    filters,
+    list_query,
     not_found,
     now,
     page_links,
@@ -47,11 +46,7 @@ def _advertiser_choices(connection: Connection) -> dict[str, Any]:
 
 
 async def user_list(request: Request) -> Response:
-    chosen = filters(request, "role", "status", "advertiser", "after")
-    try:
-        query = parse(users.UserQuery, {"limit": PAGE_SIZE, **chosen})
-    except ServiceError:
-        query = users.UserQuery(limit=PAGE_SIZE)
+    query, chosen = list_query(request, users.UserQuery, "role", "status", "advertiser")
 
     def load(connection: Connection) -> dict[str, Any]:
         return {
