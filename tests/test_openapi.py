@@ -93,6 +93,7 @@ def test_the_document_is_generated_from_the_models() -> None:
     assert schemas["UserCreate"]["additionalProperties"] is False
 
 
+@pytest.mark.browser
 def test_docs_are_readable_without_any_cdn(live_server: LiveServer) -> None:
     page = fetch(live_server, "/v1/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
