@@ -30,7 +30,7 @@ from adserver.core.models import (
     table,
 )
 from adserver.reporting.dashboard import BEHIND_PACE, Pace, flight, pace_of
-from adserver.reporting.stats import Figures, StatsQuery, fold, run_stats
+from adserver.reporting.stats import Figures, StatsQuery, run_stats_per_currency
 from adserver.reporting.tables import percent
 
 #: Campaigns ending within this many days are listed.
@@ -39,6 +39,18 @@ ENDING_WITHIN = timedelta(days=7)
 PENDING_SHOWN = 50
 
 _SITES, _SLOTS, _CAMPAIGNS = table(Site), table(Slot), table(Campaign)
+#: What the overview reads of a campaign (not its targeting, which is JSON to decode).
+_NOTE_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "goal_kind",
+    "goal_total",
+    "starts_at",
+    "ends_at",
+    "starts_offset",
+    "ends_offset",
+)
 _LINKS, _CREATIVES, _DELIVERY = table(CampaignSlot), table(Creative), table(CampaignDelivery)
 
 
@@ -119,41 +131,38 @@ def build_overview(connection: Connection, *, now: datetime) -> Overview:
         .where(_SITES.c.status != "archived")
         .order_by(_SITES.c.key)
     ).all()
-    all_of_currency: dict[str, set[int]] = defaultdict(set)
-    for site_id, currency in connection.execute(select(_SITES.c.id, _SITES.c.currency)):
-        all_of_currency[str(currency)].add(int(site_id))
-    groups: dict[tuple[date, str], list[Any]] = defaultdict(list)
+    groups: dict[date, list[Any]] = defaultdict(list)
     for site in sites:
-        today = now.astimezone(ZoneInfo(site.timezone)).date()
-        groups[(today, str(site.currency))].append(site)
+        groups[now.astimezone(ZoneInfo(site.timezone)).date()].append(site)
     lines: list[SlotLine] = []
     totals: dict[str, tuple[Figures, Figures]] = {}
-    for (today, currency), members in sorted(groups.items()):
+    for today, members in sorted(groups.items()):
         first = today.replace(day=1)
         ids = {int(s.id) for s in members}
-        queries = (
-            [StatsQuery(start=first, end=today, by=("day", "site", "slot"), currency=currency)]
-            if ids == all_of_currency[currency]
-            else [
-                StatsQuery(start=first, end=today, by=("day", "site", "slot"), site=s.key)
-                for s in members
-            ]
-        )
-        for query in queries:
-            result = run_stats(connection, query)
-            rows = [(k, f) for k, f in result.rows if k[1] in ids]
-            month = fold(rows, lambda k: (k[1], k[2]))
-            on_day = fold([(k, f) for k, f in rows if k[0] == today], lambda k: (k[1], k[2]))
+        # Whole sums per site and slot from the database, split by currency in one pass: one
+        # query for the month, one for today (a month's every day would be thousands of rows).
+        # Sites whose today is another date are read too, and left to their own group.
+        by = ("site", "slot")
+        month = run_stats_per_currency(connection, StatsQuery(first, today, by))
+        day = run_stats_per_currency(connection, StatsQuery(today, today, by))
+        for currency, month_result in month.items():
+            if not currency:
+                continue  # forged events belong to no site
+            on_month = {k: f for k, f in month_result.rows if k[0] in ids}
+            on_day = {k: f for k, f in day[currency].rows if k[0] in ids} if currency in day else {}
+            if not on_month:
+                continue
             day_total, month_total = totals.setdefault(currency, (Figures(), Figures()))
-            for key, figures in month.items():
+            for key, figures in on_month.items():
                 month_total.add(figures)
                 day_total.add(on_day.get(key, Figures()))
-            lines += _lines(members, result.labels, currency, on_day, month)
+            lines += _lines(members, month_result.labels, currency, on_day, on_month)
+    lines.sort(key=lambda line: line.site_key)
     behind, ending, unable = _campaign_notes(connection, now)
     pending, pending_count = _pending(connection)
     return Overview(
-        todays=sorted({today for today, _ in groups}),
-        month_starts=sorted({today.replace(day=1) for today, _ in groups}),
+        todays=sorted(groups),
+        month_starts=sorted({today.replace(day=1) for today in groups}),
         totals={c: (Summary.of(d), Summary.of(m)) for c, (d, m) in sorted(totals.items())},
         lines=lines,
         behind=behind,
@@ -196,21 +205,30 @@ def _campaign_notes(
     """Active campaigns behind their pace, ending within a week, or unable to deliver (no
     slot, no active creative that fits a slot, or past their end)."""
     advertisers = table(Advertiser)
+    c = _CAMPAIGNS.c
     campaigns = connection.execute(
-        select(_CAMPAIGNS, advertisers.c.name.label("advertiser_name"))
-        .join(advertisers, advertisers.c.id == _CAMPAIGNS.c.advertiser_id)
-        .where(_CAMPAIGNS.c.status == "active")
-        .order_by(_CAMPAIGNS.c.id)
+        select(*(c[name] for name in _NOTE_COLUMNS), advertisers.c.name.label("advertiser_name"))
+        .join(advertisers, advertisers.c.id == c.advertiser_id)
+        .where(c.status == "active")
+        .order_by(c.id)
     ).all()
+    # Slots once each (their sizes are JSON), then which campaign is booked where.
+    places = {
+        int(row.id): row
+        for row in connection.execute(
+            select(_SLOTS.c.id, _SLOTS.c.sizes, _SITES.c.timezone)
+            .join(_SITES, _SITES.c.id == _SLOTS.c.site_id)
+            .where(_SLOTS.c.status != "archived", _SITES.c.status != "archived")
+        )
+    }
     slots: dict[int, list[Any]] = defaultdict(list)
-    for row in connection.execute(
-        select(_LINKS.c.campaign_id, _SLOTS.c.sizes, _SITES.c.timezone)
-        .join(_SLOTS, _SLOTS.c.id == _LINKS.c.slot_id)
-        .join(_SITES, _SITES.c.id == _SLOTS.c.site_id)
-        .where(_SLOTS.c.status != "archived", _SITES.c.status != "archived")
-        .order_by(_LINKS.c.campaign_id, _LINKS.c.slot_id)
+    for campaign_id, slot_id in connection.execute(
+        select(_LINKS.c.campaign_id, _LINKS.c.slot_id).order_by(
+            _LINKS.c.campaign_id, _LINKS.c.slot_id
+        )
     ):
-        slots[int(row.campaign_id)].append(row)
+        if int(slot_id) in places:
+            slots[int(campaign_id)].append(places[int(slot_id)])
     sizes: dict[int, list[str]] = defaultdict(list)
     for row in connection.execute(
         select(_CREATIVES.c.campaign_id, _CREATIVES.c.width, _CREATIVES.c.height).where(
