@@ -218,6 +218,17 @@ def test_advertisers_are_named_once_and_archived_with_their_campaigns(
     bad = admin.post("/v1/manage/advertisers", json={"name": "B", "email": "not-an-address"})
     assert bad.json()["fields"] == {"email": "must be an e-mail address (or empty)"}
     lonely = created(admin.post("/v1/manage/advertisers", json={"name": "Nobody"}))
+    url = f"/v1/manage/advertisers/{lonely['id']}"
+    seen = admin.get(url)
+    renamed = admin.patch(
+        url,
+        json={"name": "Somebody", "email": "s@b.example"},
+        headers={"If-Match": seen.headers["etag"]},
+    )
+    assert (renamed.json()["name"], renamed.json()["email"]) == ("Somebody", "s@b.example")
+    stale = admin.patch(url, json={"name": "Again"}, headers={"If-Match": seen.headers["etag"]})
+    assert stale.status_code == 412
+    assert admin.patch(url, json={"name": "Acme news"}).status_code == 409  # taken
     gone = admin.delete(f"/v1/manage/advertisers/{lonely['id']}").json()
     assert gone["outcome"] == "deleted"
     wait_for(lambda: served(live_server), "the campaign to serve", seconds=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 from typing import Any
 
@@ -25,6 +26,7 @@ from tests.factories import (
     server_engine,
     token,
 )
+from tests.seed import add_hourly
 from tests.waiting import wait_for
 
 __all__ = ["admin", "server_engine"]  # fixtures
@@ -257,3 +259,36 @@ def test_an_advertisers_creative_waits_for_review(
     admin.patch(f"/v1/manage/creatives/{mine['id']}", json={"status": "active"})
     chosen = wait_for(lambda: served(live_server), "the approved creative to serve", seconds=2)
     assert chosen["creative"] == mine["id"]
+
+
+def test_creatives_are_read_listed_and_archived_or_deleted(
+    admin: httpx.Client, server_engine: Engine, campaign: dict[str, Any]
+) -> None:
+    other = inventory_through_api(admin, site="blog")
+    url = f"/v1/manage/creatives/{campaign['creative']}"
+    read = admin.get(url)
+    assert read.status_code == 200 and read.headers["etag"] == '"v1"'
+    assert read.json()["campaign"] == campaign["campaign"]
+    spare = created(new_creative(admin, campaign["campaign"], encoded("PNG")))
+
+    def ids(**params: Any) -> list[int]:
+        return [c["id"] for c in admin.get("/v1/manage/creatives", params=params).json()]
+
+    assert ids(campaign=campaign["campaign"]) == [campaign["creative"], spare["id"]]
+    assert ids(advertiser=other["advertiser"]) == [other["creative"]]
+    admin.patch(f"/v1/manage/creatives/{spare['id']}", json={"status": "paused"})
+    assert ids(status="paused") == [spare["id"]]
+
+    hour = int(time.time()) // 3600 * 3600
+    with server_engine.begin() as connection:
+        add_hourly(
+            connection,
+            [{"hour": hour, "site_id": 1, "slot_id": campaign["slot"],
+              "campaign_id": campaign["campaign"], "creative_id": campaign["creative"],
+              "impressions": 2}],
+        )  # fmt: skip
+    assert admin.delete(url).json()["outcome"] == "archived"
+    assert admin.get(url).json()["status"] == "archived"
+    removed = admin.delete(f"/v1/manage/creatives/{spare['id']}").json()
+    assert removed == {"entity": "creative", "id": str(spare["id"]), "outcome": "deleted"}
+    assert admin.get(f"/v1/manage/creatives/{spare['id']}").status_code == 404
