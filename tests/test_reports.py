@@ -328,3 +328,25 @@ def test_a_daily_report_at_an_hour_the_dst_change_skips_is_made_once_at_the_next
     # The 7th's report is made once, at 07:00 UTC: 03:00 EDT, the first valid time after the
     # 02:00 that did not happen. (The 6th's was the latest due when the run began.)
     assert made == {"2026-03-06": utc(2026, 3, 8, 5), "2026-03-07": utc(2026, 3, 8, 7)}
+
+
+def test_a_sites_logo_and_report_address_are_set_over_the_api(
+    live_server: LiveServer, world: tuple[Engine, dict[str, int]]
+) -> None:
+    engine, _ = world
+    with api_client(live_server, token(engine)) as admin:
+        changed = admin.patch(
+            "/v1/manage/sites/london",
+            json={
+                "logo_url": "https://london.example/logo.png",
+                "report_email": "ed@london.example",
+            },
+        )
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["logo_url"] == "https://london.example/logo.png"
+        refused = admin.patch(
+            "/v1/manage/sites/london", json={"logo_url": "http://x.example/l.png"}
+        )
+        assert refused.status_code == 422 and "logo_url" in refused.json()["fields"]
+        cleared = admin.patch("/v1/manage/sites/london", json={"report_email": None})
+        assert cleared.json()["report_email"] is None

@@ -14,7 +14,9 @@ from adserver.services import history
 from adserver.services.common import (
     Actor,
     Currency,
+    Email,
     Host,
+    HttpsUrl,
     Name,
     Public,
     Removal,
@@ -40,20 +42,28 @@ ENTITY = "site"
 
 
 class SiteCreate(Schema):
+    nullable = frozenset({"logo_url", "report_email"})
+
     key: Slug
     name: Name
     domains: list[Host] = Field(default_factory=list, max_length=100)
     timezone: TimeZone = "UTC"
     currency: Currency = "USD"
+    #: Shown at the top of its reports (an https URL), and where the publisher's summary goes.
+    logo_url: HttpsUrl | None = None
+    report_email: Email | None = None
 
 
 class SiteUpdate(Schema):
     immutable = frozenset({"key"})
+    nullable = frozenset({"logo_url", "report_email"})
 
     name: Name | None = None
     domains: list[Host] | None = Field(default=None, max_length=100)
     timezone: TimeZone | None = None
     currency: Currency | None = None
+    logo_url: HttpsUrl | None = None
+    report_email: Email | None = None
     status: Literal["active", "archived"] | None = None
 
 
@@ -64,6 +74,8 @@ class SitePublic(Public):
     domains: list[str]
     timezone: str
     currency: str
+    logo_url: str | None
+    report_email: str | None
     status: str
     version: int
     created_at: datetime
@@ -83,6 +95,8 @@ def public(row: Any) -> SitePublic:
         domains=list(row.domains),
         timezone=row.timezone,
         currency=row.currency,
+        logo_url=row.logo_url,
+        report_email=row.report_email,
         status=row.status,
         version=row.version,
         created_at=row.created_at,
