@@ -65,3 +65,20 @@ def test_pages_for_people_carry_the_security_headers(live_server: LiveServer) ->
             assert "'nonce-" in script and "unsafe-inline" not in script, path
             assert answer.headers["x-content-type-options"] == "nosniff", path
             assert answer.headers["referrer-policy"] == "same-origin", path
+
+
+#: What a visitor who is not signed in may open: the sign-in pages, links that carry their own
+#: authorisation (an invitation, a reset, a share link), and files.
+OPEN_TO_VISITORS = ("/login", "/forgot", "/invite/", "/reset/", "/share/", "/static", "/tag.js")
+
+
+def test_a_visitor_reaches_only_the_sign_in_pages_and_links(live_server: LiveServer) -> None:
+    reads = page_routes(live_server, {"GET"})
+    assert len(reads) > 20
+    with live_server.client() as visitor:
+        for _, path in reads:
+            answer = visitor.get(path)
+            if path.startswith(OPEN_TO_VISITORS) or path in ("/healthz", "/metrics"):
+                continue
+            assert answer.status_code == 303, (path, answer.status_code)
+            assert answer.headers["location"].startswith("/login"), path
