@@ -159,6 +159,10 @@ def test_a_publisher_sets_up_an_ad_through_the_forms_and_it_shows_on_their_site(
     assert "Campaign Spring fares created" in page.content()
 
     page.click("text=New creative")
+    page.select_option("#f-kind", "html")  # the form shows the fields of the kind chosen
+    assert page.locator("#f-html").is_visible() and not page.locator("#f-image").is_visible()
+    page.select_option("#f-kind", "image")
+    assert page.locator("#f-image").is_visible() and not page.locator("#f-html").is_visible()
     page.fill("#f-name", "Spring banner")
     page.fill("#f-click_url", "https://acme.example/spring")
     page.set_input_files("#f-image", str(banner(tmp_path)))
@@ -176,6 +180,15 @@ def test_a_publisher_sets_up_an_ad_through_the_forms_and_it_shows_on_their_site(
     publisher.html = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>My blog</title>'
         f"{script}</head><body><h1>A post</h1>{slot_tag}<p>Text.</p></body></html>"
+    )
+    # A new site reaches the serving snapshot with the next full rebuild, which rests after
+    # the last one (19 times as long as it took): wait for it rather than for a fixed time.
+    wait_for(
+        lambda: (
+            "blog" in admin.runtime.inventory.current.sites
+            and admin.runtime.inventory.current.sites["blog"].slots["top-of-post"].fitting
+        ),
+        "the new site's campaign in the serving snapshot",
     )
     reader = browser.new_context(user_agent=BROWSER_UA, viewport={"width": 1280, "height": 900})
     site_page = reader.new_page()

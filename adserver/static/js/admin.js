@@ -1,5 +1,6 @@
-// The admin pages' one script (the pages' CSP allows no inline script): copy buttons, and on a
-// phone the menu scrolled to the current section.
+// The admin pages' one script (the pages' CSP allows no inline script): copy buttons, on a
+// phone the menu scrolled to the current section, and a new creative's form showing only the
+// fields of the kind chosen (without script, all of them show, each section saying its kind).
 // A button with data-copy="ID" copies the text of the element with that id.
 (function () {
   "use strict";
@@ -19,6 +20,16 @@
   var current = document.querySelector(".mainnav [aria-current]");
   if (current && current.parentElement.scrollWidth > current.parentElement.clientWidth) {
     current.scrollIntoView({ block: "nearest", inline: "center" });
+  }
+  var kind = document.getElementById("f-kind");
+  if (kind) {
+    var showKind = function () {
+      document.querySelectorAll(".kind-fields").forEach(function (group) {
+        group.hidden = group.getAttribute("data-kinds").split(" ").indexOf(kind.value) < 0;
+      });
+    };
+    kind.addEventListener("change", showKind);
+    showKind();
   }
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
