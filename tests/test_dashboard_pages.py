@@ -254,6 +254,8 @@ def test_bad_ranges_and_ids_are_a_clear_400(world: World) -> None:
             answer = client.get("/dashboard", params=params)
             assert answer.status_code == 400, params
         assert client.get("/dashboard/nothing.csv").status_code == 404
+        for name in ("advertiser", "campaign"):
+            assert client.get("/dashboard", params={name: str(2**40)}).status_code == 404
 
 
 def png(width: int, height: int) -> bytes:

@@ -155,6 +155,12 @@ def test_bad_input_is_a_clear_4xx(live_server: LiveServer, world: dict[str, Any]
         unknown = admin.post(PATH, json={"campaign": world["a1"], "url": "x"})
         assert unknown.status_code == 422 and unknown.json()["fields"]["url"] == "unknown field"
         assert admin.post(PATH, json={"campaign": 99999}).status_code == 422
+        # Ids past the database's 32-bit columns are refused, never a database error.
+        assert admin.post(PATH, json={"campaign": 2**40}).status_code == 422
+        assert admin.get(PATH, params={"campaign": str(2**40)}).status_code == 422
+        assert admin.get(f"{PATH}/{2**40}").status_code == 404
+        assert admin.delete(f"{PATH}/{2**40}").status_code == 404
+    assert open_link(live_server, f"{live_server.url}/share/{2**40}.abc").status_code == 404
     link = make_link(live_server, world["admin"], world["a1"])
     bad = open_link(live_server, link["url"], range="fortnight")
     assert bad.status_code == 400 and "range" in bad.text

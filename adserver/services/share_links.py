@@ -15,13 +15,14 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime
 from sqlalchemy import Connection, insert, select, update
 
 from adserver.core.models import Campaign, ShareLink, table
 from adserver.services import history
 from adserver.services.common import Actor, Public, Schema, history_view, inserted_id
 from adserver.services.errors import NotFound, ServiceError
+from adserver.services.fields import MAX_ID, Id
 from adserver.services.paging import Page, PageQuery, fetch_page
 
 LINKS = table(ShareLink)
@@ -33,7 +34,7 @@ PATH = "/share/"
 class ShareLinkCreate(Schema):
     nullable = frozenset({"expires_at"})
 
-    campaign: int = Field(ge=1)
+    campaign: Id
     #: When the link stops opening (ISO 8601 with an offset); null: until revoked.
     expires_at: AwareDatetime | None = None
 
@@ -53,7 +54,7 @@ class ShareLinkPublic(Public):
 
 
 class ShareLinkQuery(PageQuery):
-    campaign: int | None = Field(default=None, ge=1)
+    campaign: Id | None = None
     active: bool | None = None
 
 
@@ -242,7 +243,7 @@ def open_share_link(connection: Connection, *, token: str, secret: str, now: dat
     """The campaign a link shows, or NotFound (the same for a forged, expired or revoked link,
     so a guess learns nothing)."""
     raw_id, _, _mac = token.partition(".")
-    if not raw_id.isdigit() or len(raw_id) > 18:
+    if not raw_id.isdigit() or len(raw_id) > 10 or int(raw_id) > MAX_ID:
         raise NotFound("no such share link")
     row = connection.execute(select(LINKS).where(LINKS.c.id == int(raw_id))).first()
     if row is None or not hmac.compare_digest(token, token_for(row.id, row.salt, secret)):

@@ -30,6 +30,7 @@ from adserver.services import creatives, share_links
 from adserver.services.common import Actor, parse
 from adserver.services.errors import NotFound as ServiceNotFound
 from adserver.services.errors import ServiceError
+from adserver.services.fields import MAX_ID
 from adserver.web.common import app_of, runtime
 from adserver.web.pages.auth import in_transaction, require_user
 from adserver.web.pages.dashview import PRIVATE, context, csv_answer, url
@@ -43,6 +44,8 @@ def _numeric(request: Request, name: str) -> int | None:
         return None
     if not raw.isdigit() or len(raw) > 18:
         raise HTTPException(400, f"'{name}' must be a numeric id, not {raw[:40]!r}")
+    if int(raw) > MAX_ID:
+        raise HTTPException(404, f"There is no such {name}.")
     return int(raw)
 
 
@@ -287,6 +290,8 @@ def _form_id(value: Any) -> int | None:
         return None
     if not raw.isdigit() or len(raw) > 18:
         raise HTTPException(400, "An id in the form is not a number.")
+    if int(raw) > MAX_ID:
+        raise HTTPException(404, "There is no such object.")
     return int(raw)
 
 
