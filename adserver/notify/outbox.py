@@ -14,13 +14,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email import policy
 from email.message import EmailMessage
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, func, insert, or_, select, update
 
 from adserver.core.models import Outbox, table
-from adserver.notify.mail import Envelope, Mailer, Outcome
+from adserver.notify.mail import SMTP_POLICY, Envelope, Mailer, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def enqueue(
             message_id=str(message["Message-ID"]),
             recipients=recipients,
             subject=str(message["Subject"]),
-            message=message.as_bytes(policy=policy.SMTP),
+            message=message.as_bytes(policy=SMTP_POLICY),
             status="pending",
             attempts=0,
             not_before=now,
