@@ -2,7 +2,8 @@
 
 Every slot can be filled: each site gets one untargeted house campaign per slot, and every
 campaign's creatives are sized to fit the slots it is assigned to. The rest is a plausible mix
-of tiers, weights, rotations, frequency caps and targeting, so decisions exercise the real code
+of tiers, weights, rotations, frequency caps, targeting, roadblocks (half the sponsorships, on all
+three slots) and competitive-exclusion labels, so decisions exercise the real code
 paths. Rows go in with Core executemany inserts: 10,000 campaigns take about a second.
 """
 
@@ -27,6 +28,8 @@ SLOTS: dict[str, list[str]] = {
 }
 ZONES = ("UTC", "Europe/London", "America/New_York", "Asia/Kolkata")
 TIERS = (("sponsorship", 0.04), ("standard", 0.6), ("price", 0.26), ("house", 0.1))
+#: Competitive-exclusion labels: a fifth of the paid campaigns carry one.
+LABELS = ("bank", "car", "telecom", "travel")
 LANDING = "https://advertiser.example/landing"
 #: A real 1x1 PNG, so image creatives have bytes behind their URL.
 PNG = bytes.fromhex(
@@ -116,6 +119,8 @@ def generate(engine: Engine, *, campaigns: int = 1000, sites: int = 50, seed: in
 
         plans: list[tuple[int, list[str]]] = []  # (site index, slot names) per campaign
         campaign_rows: list[dict[str, Any]] = []
+        # Page rules from their own random stream, so the rest of the fixture is what it was.
+        rules = random.Random(seed + 1)
         for n in range(campaigns):
             site_index = n % sites
             house_slot = n // sites  # the first 3 x sites campaigns: one house per slot
@@ -125,6 +130,11 @@ def generate(engine: Engine, *, campaigns: int = 1000, sites: int = 50, seed: in
             else:
                 assigned = rng.sample(slot_names, rng.randint(1, len(SLOTS)))
                 row = _campaign_row(n, rng, advertiser_ids, yesterday, next_month)
+                if row["tier"] == "sponsorship" and rules.random() < 0.5:
+                    row["roadblock"] = True  # the whole page: all three slots
+                    assigned = list(slot_names)
+                if rules.random() < 0.2:
+                    row["labels"] = [rules.choice(LABELS)]
             plans.append((site_index, assigned))
             campaign_rows.append(row)
         campaign_ids = _insert_ids(connection, _table("campaign"), campaign_rows)
@@ -213,6 +223,7 @@ def _campaign_row(
         "targeting": targeting,
         "rotation": rng.choice(("even", "weighted")),
         "roadblock": False,
+        "labels": [],
         "created_at": datetime.now(UTC),
         "updated_at": datetime.now(UTC),
     }

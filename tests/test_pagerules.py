@@ -320,7 +320,8 @@ def _no_shared_label(placed: list[Decision], req: DecideRequest, campaigns: Any)
 def _roadblocks_all_or_none(
     decisions: dict[str, Decision | None], req: DecideRequest, roadblocks: Any
 ) -> None:
-    for c, names in roadblocks:
+    for c, fitting in roadblocks:
+        names = set(fitting)
         mine = [n for n in decisions if n in names]
         got = [n for n in mine if (d := decisions[n]) is not None and d.campaign.id == c.id]
         assert got == [] or got == mine

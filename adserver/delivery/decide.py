@@ -14,7 +14,6 @@ rotation.
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 import random
 import re
@@ -195,21 +194,23 @@ class SiteSpec:
     slots: Mapping[str, SlotSpec]
     #: Every deliverable campaign of the site's slots by id (the labels of what a page shows).
     campaigns: Mapping[int, CampaignSpec] = field(init=False, repr=False, compare=False)
-    #: Each roadblock with the names of all the slots it is assigned to.
-    roadblocks: tuple[tuple[CampaignSpec, frozenset[str]], ...] = field(
+    #: Each roadblock with its creatives that fit each slot it is assigned to, by slot name.
+    roadblocks: tuple[tuple[CampaignSpec, Mapping[str, tuple[CreativeSpec, ...]]], ...] = field(
         init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
         campaigns: dict[int, CampaignSpec] = {}
-        slots_of: dict[int, set[str]] = {}
+        slots_of: dict[int, dict[str, tuple[CreativeSpec, ...]]] = {}
         for slot in self.slots.values():
             for tier in slot.tiers:
                 for campaign in tier:
                     campaigns[campaign.id] = campaign
                     if campaign.roadblock:
-                        slots_of.setdefault(campaign.id, set()).add(slot.name)
-        roadblocks = tuple((campaigns[cid], frozenset(names)) for cid, names in slots_of.items())
+                        slots_of.setdefault(campaign.id, {})[slot.name] = tuple(
+                            c for c in campaign.creatives if fits(c, slot.sizes)
+                        )
+        roadblocks = tuple((campaigns[cid], fitting) for cid, fitting in slots_of.items())
         object.__setattr__(self, "campaigns", MappingProxyType(campaigns))
         object.__setattr__(self, "roadblocks", roadblocks)
 
@@ -393,16 +394,21 @@ def _decide_page(
     if site.roadblocks:
         _place_roadblocks(site, wants, context, rng, page, decisions, notes)
     tiers = [_tiers(want, context) for want in wants]
+    # (rank, slot's index, tier's position): sorted, so ranks go first and slots in the order
+    # asked; a slot its tier could not fill comes back at its next tier's rank.
     queue = [
         (found[0].rank, index, 0)
         for index, found in enumerate(tiers)
         if found and decisions[wants[index][0]] is None
     ]
-    heapq.heapify(queue)
+    queue.sort()
     with_history = bool(request.frequency)
     ids = page.ids
-    while queue:
-        _, index, position = heapq.heappop(queue)
+    now = request.now
+    at = 0
+    while at < len(queue):
+        _, index, position = queue[at]
+        at += 1
         name, slot, _ = wants[index]
         tier = tiers[index][position]
         decision = None
@@ -410,21 +416,22 @@ def _decide_page(
             # The usual case, inline: one draw from the tier, kept if the page admits it
             # (``_try_tier`` draws again otherwise, which keeps every chance exact).
             pairs = tier.pairs
-            pair = pairs[0] if len(pairs) == 1 else _draw(pairs, tier.cumulative, rng)
-            campaign = pair[0]
+            campaign, fitting = pairs[0] if len(pairs) == 1 else _draw(pairs, tier.cumulative, rng)
             if (campaign.id not in ids and not campaign.labels) or page.admits(campaign):
-                decision = _choose(slot, pair, request.now, rng)
+                creative = fitting[0] if len(fitting) == 1 else _rotate(campaign, fitting, rng)
+                raw_id = raw_decision_id(now, rng.getrandbits(56))
+                decision = Decision(raw_id, slot, campaign, creative)
         if decision is None:
             slot_notes = None if notes is None else notes.setdefault(name, {})
             decision = _try_tier(slot, tier, context, rng, page, slot_notes, with_history)
         if decision is not None:
             decisions[name] = decision
             campaign = decision.campaign
-            page.ids.add(campaign.id)
+            ids.add(campaign.id)
             if campaign.labels:
                 page.take(campaign)
         elif position + 1 < len(tiers[index]):
-            heapq.heappush(queue, (tiers[index][position + 1].rank, index, position + 1))
+            bisect.insort(queue, (tiers[index][position + 1].rank, index, position + 1), lo=at)
 
 
 def _tiers(want: _Want, context: ReaderContext) -> tuple[_TierInContext, ...]:
@@ -522,8 +529,8 @@ def _place_roadblocks(
     request = context.request
     now = request.now
     candidates: list[tuple[CampaignSpec, list[tuple[_Want, tuple[CreativeSpec, ...]]]]] = []
-    for campaign, names in site.roadblocks:
-        mine = [want for want in wants if want[0] in names]
+    for campaign, fitting_by_slot in site.roadblocks:
+        mine = [want for want in wants if want[0] in fitting_by_slot]
         if not mine or not campaign.opens <= now < campaign.closes:
             continue
         if campaign.targeting.constrained and not _targeted_here(campaign.targeting, context):
@@ -535,8 +542,11 @@ def _place_roadblocks(
         fitting: list[tuple[_Want, tuple[CreativeSpec, ...]]] = []
         if reason is None:
             for want in mine:
-                sizes = _sizes(want)
-                creatives = tuple(c for c in campaign.creatives if fits(c, sizes))
+                if want[2] is None:
+                    creatives = fitting_by_slot[want[0]]
+                else:
+                    sizes = _sizes(want)
+                    creatives = tuple(c for c in campaign.creatives if fits(c, sizes))
                 if not creatives:
                     reason = "page_rule"
                     break
