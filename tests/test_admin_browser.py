@@ -181,15 +181,15 @@ def test_a_publisher_sets_up_an_ad_through_the_forms_and_it_shows_on_their_site(
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>My blog</title>'
         f"{script}</head><body><h1>A post</h1>{slot_tag}<p>Text.</p></body></html>"
     )
+
     # A new site reaches the serving snapshot with the next full rebuild, which rests after
     # the last one (19 times as long as it took): wait for it rather than for a fixed time.
-    wait_for(
-        lambda: (
-            "blog" in admin.runtime.inventory.current.sites
-            and admin.runtime.inventory.current.sites["blog"].slots["top-of-post"].fitting
-        ),
-        "the new site's campaign in the serving snapshot",
-    )
+    def serving() -> bool:
+        site = admin.runtime.inventory.current.sites.get("blog")
+        slot = site.slots.get("top-of-post") if site is not None else None
+        return slot is not None and bool(slot.fitting)
+
+    wait_for(serving, "the new site's campaign in the serving snapshot")
     reader = browser.new_context(user_agent=BROWSER_UA, viewport={"width": 1280, "height": 900})
     site_page = reader.new_page()
     site_page.goto(publisher.url)
