@@ -125,7 +125,8 @@ def load_scope(
     creatives = {
         int(row.id): row
         for row in connection.execute(
-            select(_CREATIVES)
+            # Never the image itself (up to 300 KB each): only whether there is one.
+            select(*(c for c in _CREATIVES.c if c.name != "image"))
             .where(_CREATIVES.c.campaign_id.in_(sorted(rows)))
             .order_by(_CREATIVES.c.id)
         )
