@@ -21,7 +21,7 @@ from adserver.config import Settings
 from adserver.core.db import make_engine
 from adserver.core.models import Outbox, Report, table
 from adserver.notify.mail import Mailer
-from adserver.notify.outbox import drain
+from adserver.notify.outbox import drain, prune
 from adserver.notify.reports import run_due_reports
 from adserver.reporting.report_periods import (
     last_complete_period,
@@ -350,3 +350,21 @@ def test_a_sites_logo_and_report_address_are_set_over_the_api(
         assert refused.status_code == 422 and "logo_url" in refused.json()["fields"]
         cleared = admin.patch("/v1/manage/sites/london", json={"report_email": None})
         assert cleared.json()["report_email"] is None
+
+
+def test_settled_messages_are_forgotten_after_the_retention_period(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    ids = seed(engine)
+    for advertiser in ("acme", "bolt"):
+        add_schedule(engine, advertiser_id=ids[advertiser], period="day", hour=0,
+                     timezone="UTC", recipients=[f"x@{advertiser}.example"])  # fmt: skip
+    settings = Settings(database_url=sqlite_url, secret_key="s" * 20, base_url="https://a.example")
+    at = utc(2026, 3, 10, 1)
+    run_due_reports(engine, settings, now=at)
+    drain(engine, Mailer.from_url(None), holder="t", now=at, report_id=1)  # the other waits
+    assert prune(engine, now=at + timedelta(days=89), keep_days=90) == 0
+    assert prune(engine, now=at + timedelta(days=91), keep_days=90) == 1
+    with engine.connect() as connection:
+        assert connection.execute(select(table(Outbox).c.status)).scalars().all() == ["pending"]
+        assert len(connection.execute(select(table(Report).c.id)).all()) == 2  # reports stay
+    engine.dispose()

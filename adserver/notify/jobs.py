@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from adserver.config import Settings
 from adserver.notify.mail import Mailer
 from adserver.notify.notices import run_notices
-from adserver.notify.outbox import drain
+from adserver.notify.outbox import drain, prune
 from adserver.notify.reports import run_due_reports
 
 
@@ -32,9 +32,11 @@ def reports_job(engine: Engine, settings: Settings, now: float) -> str:
 
 
 def mail_job(engine: Engine, settings: Settings, now: float) -> str:
-    mailer = Mailer.from_url(settings.smtp_url)
-    result = drain(engine, mailer, holder=holder(), now=datetime.fromtimestamp(now, UTC))
-    return str(result)
+    """Send what is due (retries included), and forget messages settled long ago."""
+    at = datetime.fromtimestamp(now, UTC)
+    result = drain(engine, Mailer.from_url(settings.smtp_url), holder=holder(), now=at)
+    pruned = prune(engine, now=at, keep_days=settings.retention_days)
+    return f"{result}; forgot {pruned} old messages"
 
 
 def notices_job(engine: Engine, settings: Settings, now: float) -> str:

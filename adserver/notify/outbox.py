@@ -16,7 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from adserver.core.models import Outbox, table
 from adserver.notify.mail import SMTP_POLICY, Envelope, Mailer, Outcome
@@ -179,6 +190,19 @@ def _send(
     if counts["failed"] or counts["deferred"]:
         log.warning("outbox: %s", counts)
     return DrainResult(counts["sent"], counts["failed"], counts["deferred"], counts["off"])
+
+
+def prune(engine: Engine, *, now: datetime, keep_days: int) -> int:
+    """Forget messages settled (sent, refused, or archived with mail off) more than
+    ``keep_days`` ago: each holds a whole rendered message, and its report stays archived."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            delete(OUTBOX).where(
+                OUTBOX.c.status.in_(("sent", "failed", "off")),
+                OUTBOX.c.created_at < now - timedelta(days=keep_days),
+            )
+        )
+    return int(result.rowcount or 0)
 
 
 def mail_status(connection: Connection) -> dict[str, int]:
