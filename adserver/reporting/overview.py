@@ -29,7 +29,7 @@ from adserver.core.models import (
     Slot,
     table,
 )
-from adserver.reporting.dashboard import BEHIND_PACE, Pace, flight, pace_of
+from adserver.reporting.dashboard import Pace, flight, pace_of
 from adserver.reporting.stats import Figures, StatsQuery, run_stats_per_currency
 from adserver.reporting.tables import percent
 
@@ -308,6 +308,3 @@ def _pending(connection: Connection) -> tuple[list[Any], int]:
         .order_by(_CREATIVES.c.created_at, _CREATIVES.c.id)
     ).all()
     return list(rows[:PENDING_SHOWN]), len(rows)
-
-
-__all__ = ["BEHIND_PACE", "Overview", "build_overview"]

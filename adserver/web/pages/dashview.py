@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from adserver.reporting.dashboard import Dashboard
@@ -60,7 +59,3 @@ def csv_answer(dashboard: Dashboard, table: str, filename: str) -> Response | No
         media_type="text/csv; charset=utf-8",
         headers={**PRIVATE, "Content-Disposition": f'attachment; filename="{name}"'},
     )
-
-
-def query_params(request: Request) -> dict[str, str]:
-    return dict(request.query_params)
