@@ -5,11 +5,13 @@ lists paged and filtered, the change history; and who may open them at all."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine
 
+from adserver.core.db import make_engine
 from adserver.core.models import utcnow
 from adserver.services import sites
 from adserver.services.common import SYSTEM
@@ -22,7 +24,7 @@ from tests.admin_pages import (
     field_error,
     field_value,
 )
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, bound_socket, make_settings, start_server
 from tests.seed import add_hourly
 
 __all__ = ["admin_browser", "admin_engine"]  # fixtures
@@ -257,3 +259,30 @@ def test_numbers_too_large_and_unknown_cursors_are_4xx_pages(admin_browser: Admi
         {"advertiser": huge, "name": "x", "price": "1", "slots": [huge]},
     )
     assert 400 <= refused.status_code < 500
+
+
+def test_the_slot_preview_says_when_serving_has_not_caught_up(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    sock = bound_socket()
+    settings = make_settings(sqlite_url, sock.getsockname()[1], tmp_path / "spool")
+    # This process rereads the data once an hour: its snapshot stays behind every change.
+    server = start_server(settings.with_changes(inventory_poll_interval=3600.0), sock)
+    engine = make_engine(sqlite_url)
+    try:
+        add_user(engine, ADMIN_EMAIL)
+        with server.client() as client:
+            login(client, ADMIN_EMAIL)
+            browser = AdminBrowser(client, engine)
+            browser.follow(browser.submit("/admin/sites/new", SITE))
+            made = browser.submit(
+                "/admin/slots/new", {"site": "news", "name": "top", "sizes": "728x90"}
+            )
+            page = browser.follow(made).text
+            assert "The latest changes are still on their way to serving" in page
+            server.runtime.inventory.rebuild()
+            assert "still on their way" not in browser.get(made.headers["location"]).text
+    finally:
+        server.stop()
+        sock.close()
+        engine.dispose()

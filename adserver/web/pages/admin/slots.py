@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adserver.core.db import inventory_version
 from adserver.delivery.decide import DecideRequest, SlotRequest, UnknownSite, decide
 from adserver.delivery.embed import copy_ready_tag
 from adserver.delivery.explain import explain
@@ -200,6 +201,8 @@ class ServingNow:
     reader: dict[str, str]
     preview: Preview | None
     campaigns: list[dict[str, Any]]
+    #: The latest changes have not reached this process's serving snapshot yet.
+    catching_up: bool = False
 
 
 def _reader(request: Request) -> dict[str, str]:
@@ -230,17 +233,19 @@ async def _serving_now(request: Request, slot: slots.SlotPublic) -> ServingNow:
         device=reader["device"] or None,
         country=reader["country"] or None,
     )
+    snapshot = svc.inventory.current
+    catching_up = await read(request, inventory_version) != snapshot.version
     try:
-        result = decide(svc.inventory.current, ask, svc.rng, explain=True)
+        result = decide(snapshot, ask, svc.rng, explain=True)
     except UnknownSite:
-        return ServingNow(reader, None, [])
+        return ServingNow(reader, None, [], catching_up)
     booked = [
         {**entry, "why": REASONS.get(entry["reason"] or "", entry["reason"])}
         for entry in explain(result, ask).get(slot.name, [])
     ]
     decision = result.decisions.get(slot.name)
     preview = None if decision is None else await preview_of(request, decision.creative.id)
-    return ServingNow(reader, preview, booked)
+    return ServingNow(reader, preview, booked, catching_up)
 
 
 async def slot_delete(request: Request) -> Response:
