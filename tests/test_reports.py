@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from adserver.config import Settings
 from adserver.core.db import make_engine
-from adserver.core.models import Outbox, Report, table
+from adserver.core.models import Outbox, Report, ReportSchedule, table
 from adserver.notify.mail import Mailer
 from adserver.notify.outbox import drain, prune
 from adserver.notify.reports import run_due_reports
@@ -368,3 +368,29 @@ def test_settled_messages_are_forgotten_after_the_retention_period(sqlite_url: s
         assert connection.execute(select(table(Outbox).c.status)).scalars().all() == ["pending"]
         assert len(connection.execute(select(table(Report).c.id)).all()) == 2  # reports stay
     engine.dispose()
+
+
+def test_a_schedule_changed_from_weekly_to_monthly_still_sends_the_month(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    ids = seed(engine)
+    schedule = add_schedule(engine, advertiser_id=ids["acme"], period="week", weekday=0,
+                            hour=0, timezone="UTC", recipients=["ann@acme.example"])  # fmt: skip
+    settings = Settings(database_url=sqlite_url, secret_key="s" * 20, base_url="https://a.example")
+    # The week of Monday 1 June 2026 is reported on the 8th; then the schedule becomes monthly,
+    # and June, which also starts on Monday the 1st, is due on 1 July.
+    run_due_reports(engine, settings, now=utc(2026, 6, 8, 1))
+    with engine.begin() as connection:
+        connection.execute(
+            update(table(ReportSchedule))
+            .where(table(ReportSchedule).c.id == schedule)
+            .values(period="month", weekday=None, day=1)
+        )
+    assert run_due_reports(engine, settings, now=utc(2026, 7, 1, 1)).built == 1
+    with engine.connect() as connection:
+        made = connection.execute(
+            select(table(Report).c.period, table(Report).c.period_start).order_by(
+                table(Report).c.id
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in made] == [("week", "2026-06-01"), ("month", "2026-06-01")]

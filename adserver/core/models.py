@@ -487,7 +487,7 @@ class Report(SQLModel, table=True):
     """
 
     __table_args__ = (
-        Index("ix_report_schedule_period", "schedule_id", "period_start", unique=True),
+        Index("ix_report_schedule_period", "schedule_id", "period", "period_start", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)

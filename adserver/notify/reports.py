@@ -2,7 +2,7 @@
 (``adserver report``).
 
 A scheduled report is built once per schedule and period: the archive row's unique index on
-(schedule, period start) is the claim, taken in the same transaction that queues its messages,
+(schedule, period kind and start) is the claim, taken in the transaction queueing its messages,
 so however many scheduler processes run, one report is archived and one message per recipient
 is queued. A scheduler that was down at the hour finds the latest missed period when it starts
 and sends it, marked late; earlier missed periods are not sent.
@@ -126,7 +126,7 @@ def make_report(
         statement = (
             insert_for(connection)(REPORTS)
             .values(**values)
-            .on_conflict_do_nothing(index_elements=["schedule_id", "period_start"])
+            .on_conflict_do_nothing(index_elements=["schedule_id", "period", "period_start"])
         )
     report_id = connection.execute(statement.returning(REPORTS.c.id)).scalar()
     if report_id is None:
@@ -251,9 +251,9 @@ def run_due_reports(engine: Engine, settings: Settings, *, now: datetime) -> Due
             if occurrence.due >= schedule.created_at:
                 due.append((schedule, occurrence))
         made = {
-            (int(r.schedule_id), str(r.period_start))
+            (int(r.schedule_id), str(r.period), str(r.period_start))
             for r in connection.execute(
-                select(REPORTS.c.schedule_id, REPORTS.c.period_start).where(
+                select(REPORTS.c.schedule_id, REPORTS.c.period, REPORTS.c.period_start).where(
                     REPORTS.c.schedule_id.in_([s.id for s, _ in due])
                 )
             )
@@ -261,7 +261,8 @@ def run_due_reports(engine: Engine, settings: Settings, *, now: datetime) -> Due
     todo = [
         (schedule, occurrence)
         for schedule, occurrence in due
-        if (int(schedule.id), occurrence.period.start.isoformat()) not in made
+        if (int(schedule.id), occurrence.period.kind, occurrence.period.start.isoformat())
+        not in made
     ]
     results: list[Made | None] = []
     for start in range(0, len(todo), BATCH):
