@@ -85,6 +85,10 @@ SVG = (
 POLYGLOT = encoded("GIF") + b"<script>alert(document.cookie)</script><html><body>x</body></html>"
 
 
+#: Image checks do not depend on the database: those tests run on SQLite only.
+IMAGES_ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
 def campaign(admin: httpx.Client) -> dict[str, Any]:
     return inventory_through_api(admin)
@@ -108,6 +112,7 @@ def new_creative(
     )
 
 
+@IMAGES_ON_SQLITE
 @pytest.mark.parametrize(
     ("image", "media_type"),
     [
@@ -141,6 +146,7 @@ def test_each_image_kind_is_stored_without_metadata_and_served_with_a_long_cache
     assert b"SecretCam" not in served_image.content
 
 
+@IMAGES_ON_SQLITE
 @pytest.mark.parametrize("kind", ["GIF", "WEBP", "PNG"])
 def test_an_animation_keeps_its_frames(
     admin: httpx.Client, live_server: LiveServer, campaign: dict[str, Any], kind: str
@@ -151,6 +157,7 @@ def test_an_animation_keeps_its_frames(
     assert getattr(stored, "n_frames", 1) == 3
 
 
+@IMAGES_ON_SQLITE
 @pytest.mark.parametrize(
     ("image", "why"),
     [

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -122,3 +122,15 @@ def inventory_counters(connection: Any) -> tuple[int, int]:
         ).all()
     )
     return int(rows.get(INVENTORY_VERSION, 0)), int(rows.get(INVENTORY_EDITS, 0))
+
+
+def lock_inventory_counter(connection: Any) -> None:
+    """Hold the inventory version's row until the transaction ends (PostgreSQL; SQLite has one
+    writer at a time anyway). The change history takes it before adding a change, so change
+    ids are handed out in commit order and a process that has seen change N has seen all
+    before it. The bump takes the same row first, so the two never wait on each other in
+    opposite orders."""
+    meta = table(Meta)
+    connection.execute(
+        select(meta.c.value).where(meta.c.key == INVENTORY_VERSION).with_for_update()
+    )

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import Connection, insert, select
 
+from adserver.core.db import lock_inventory_counter
 from adserver.core.models import Change, table
 from adserver.services.common import Actor, Public
 from adserver.services.paging import Page, PageQuery, fetch_page
@@ -54,7 +55,10 @@ def record(
     now: datetime,
 ) -> None:
     """Add one change; for an update only the fields that changed are kept, on both sides.
-    Part of the caller's transaction, so a write and its record land together or not at all."""
+    Part of the caller's transaction, so a write and its record land together or not at all;
+    ids follow commit order (``lock_inventory_counter``), which the serving processes rely on
+    to re-read only what changed."""
+    lock_inventory_counter(connection)
     if before is not None and after is not None:
         changed = [key for key in after if before.get(key) != after.get(key)]
         before = {key: before.get(key) for key in changed}
