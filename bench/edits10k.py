@@ -153,15 +153,63 @@ def edits_under_load(
                 result = cases.measured(run, server, paths)
                 quiet.append(result)
             run.log(f"  10k decide with {mode} #{repeat + 1}: {cases.describe(result, server)}")
-    figures = cases.summary(edited, server)
+    figures = cases.summary(edited)
     figures["without_edits"] = cases.summary(quiet)
     figures["ratio_rps"] = round(
         cases.median([e.rps / q.rps for e, q in zip(edited, quiet, strict=True)]), 3
     )
     figures["campaigns"] = fixture.campaigns
     figures.update(edits.report())
+    figures["paced"] = paced(run, server, paths, token, database_url, editable, quiet)
     run.log(
-        f"  edits: {figures['edits']}, PATCH p99 {figures['patch_p99_ms']} ms, served within "
-        f"{figures['served_max_s']} s at most, failures {len(edits.failures)}"
+        f"  edits at saturation: {figures['edits']}, PATCH p99 {figures['patch_p99_ms']} ms, "
+        f"served within {figures['served_max_s']} s at most, failures {len(edits.failures)}"
+    )
+    return figures
+
+
+#: The paced phase offers this share of the quiet maximum.
+PACED_SHARE = 0.7
+
+
+def paced(
+    run: cases.Run,
+    server: ServerProcess,
+    paths: Path,
+    token: str,
+    database_url: str,
+    editable: list[int],
+    quiet: list[load.LoadResult],
+) -> dict[str, Any]:
+    """One edit a second while decide runs at 70% of its quiet maximum, as the soak holds it:
+    at saturation every request queues behind the 64 connections', a PATCH as well."""
+    target = PACED_SHARE * cases.median([q.rps for q in quiet])
+    # A connection sends about 1 / (latency + pause) requests a second; latency is small here.
+    pause_ms = max(1, round(run.connections * 1000 / target))
+    edits = EditFigures()
+    editor = ApiEditor(server, token, database_url, editable, edits)
+    editor.start()
+    try:
+        result = load.run(
+            server.url,
+            paths,
+            duration=run.duration * 2,
+            connections=run.connections,
+            workdir=run.workdir,
+            pause_ms=pause_ms,
+        )
+    finally:
+        editor.stop()
+    figures = {
+        "offered_rps": round(target),
+        "pause_ms": pause_ms,
+        "decide_rps": round(result.rps, 1),
+        "decide_p99_ms": round(result.p99_ms, 2),
+        **edits.report(),
+    }
+    run.log(
+        f"  paced at {target:,.0f} req/s offered: decide {result.rps:,.0f} req/s, p99 "
+        f"{result.p99_ms:.1f} ms; {figures['edits']} edits, PATCH p99 {figures['patch_p99_ms']} "
+        f"ms, served within {figures['served_max_s']} s at most"
     )
     return figures

@@ -67,6 +67,14 @@ function done(summary, latency, requests)
 end
 """
 
+#: Added to ``LUA`` for paced runs only: wrk puts every request of a script with a ``delay``
+#: function on a timer, even a 0 ms one, which would slow the unpaced runs.
+PAUSE_LUA = """
+function delay()
+  return {pause_ms}
+end
+"""
+
 
 @dataclass
 class LoadResult:
@@ -102,10 +110,13 @@ def run(
     threads: int = 1,
     cpus: str | None = LOAD_CPUS,
     workdir: Path,
+    pause_ms: int = 0,
 ) -> LoadResult:
-    """Drive ``base_url`` with the request paths in ``paths_file`` for ``duration`` seconds."""
+    """Drive ``base_url`` with the request paths in ``paths_file`` for ``duration`` seconds;
+    with ``pause_ms`` (wrk only), each connection waits that long before each request, which
+    paces the load below the server's maximum."""
     if have_wrk():
-        return _wrk(base_url, paths_file, duration, connections, threads, cpus, workdir)
+        return _wrk(base_url, paths_file, duration, connections, threads, cpus, workdir, pause_ms)
     return asyncio.run(_python(base_url, paths_file, duration, connections))
 
 
@@ -117,9 +128,14 @@ def _wrk(
     threads: int,
     cpus: str | None,
     workdir: Path,
+    pause_ms: int = 0,
 ) -> LoadResult:
-    script = workdir / "bench.lua"
-    script.write_text(LUA)
+    if pause_ms:
+        script = workdir / f"bench-pause-{pause_ms}.lua"
+        script.write_text(LUA + PAUSE_LUA.format(pause_ms=int(pause_ms)))
+    else:
+        script = workdir / "bench.lua"
+        script.write_text(LUA)
     headers = [arg for name, value in HEADERS.items() for arg in ("-H", f"{name}: {value}")]
     command = pinned(
         [

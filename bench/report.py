@@ -103,8 +103,8 @@ def targets(figures: dict[str, Any], servers: list[str]) -> list[Target]:
         )
         _check(
             out,
-            f"[{server}] 10k campaigns: PATCH p99 while decide is loaded",
-            _get(http, "edits10k", "patch_p99_ms"),
+            f"[{server}] 10k campaigns: PATCH p99, decide at 70% of its maximum",
+            _get(http, "edits10k", "paced", "patch_p99_ms"),
             "< 50 ms",
             lambda v: v < 50,
             "{:.1f} ms",
