@@ -14,9 +14,11 @@ import base64
 import hashlib
 import logging
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -51,7 +53,7 @@ REPORTS = table(Report)
 SCHEDULES = table(ReportSchedule)
 #: A report built this long after its scheduled time says so ("late").
 LATE_AFTER = timedelta(minutes=15)
-#: Reports built and committed together (a failure retries the group's reports one by one).
+#: Reports stored and committed together (each is built before the write begins).
 BATCH = 25
 CHART_CID = "chart"
 
@@ -86,7 +88,17 @@ def build_content(
     )
 
 
-def make_report(
+@dataclass(frozen=True)
+class Prepared:
+    """A report built and rendered, with its messages, ready to be stored in a short write."""
+
+    values: dict[str, Any]
+    messages: list[EmailMessage]
+    kind: str
+    title: str
+
+
+def prepare_report(
     connection: Connection,
     settings: Settings,
     *,
@@ -97,10 +109,10 @@ def make_report(
     schedule_id: int | None = None,
     late: bool = False,
     topic: str | None = None,
-) -> Made | None:
-    """Build, archive and queue one report in the caller's transaction. For a schedule, None
-    when that period's report exists already (another process made it). Messages carry an
-    unsubscribe link for ``topic`` (default: the schedule's), and skip who switched it off."""
+) -> Prepared:
+    """Build and render a report and its messages: reads only, so that on SQLite the database's
+    one writer (event intake included) never waits while reports are drawn. Messages carry an
+    unsubscribe link for ``topic`` (default: the schedule's) and skip who switched it off."""
     content = build_content(
         connection, settings, advertiser_id=advertiser_id, period=period, now=now
     )
@@ -120,7 +132,30 @@ def make_report(
         late=late,
         created_at=now,
     )
-    if schedule_id is None:
+    if topic is None and schedule_id is not None:
+        topic = f"schedule:{schedule_id}"
+    skip = opted_out(connection, topic, recipients) if topic else set()
+    # Scheduled: the same Message-ID for the same schedule, period and recipient, whichever
+    # process made it. On demand (a deliberate resend): a new one each time.
+    key = (
+        f"{schedule_id}-{period.kind}-{period.start}"
+        if schedule_id is not None
+        else uuid.uuid4().hex[:16]
+    )
+    messages = [
+        _message(settings, content, chart, key, address, topic, late)
+        for address in dict.fromkeys(r.strip() for r in recipients if r.strip())
+        if address.lower() not in skip
+    ]
+    kind = "summary" if advertiser_id is None else "report"
+    return Prepared(values, messages, kind, content.title)
+
+
+def store_report(connection: Connection, prepared: Prepared, *, now: datetime) -> Made | None:
+    """Archive a prepared report and queue its messages, in the caller's (short) transaction;
+    None when its schedule's report for that period exists already (another process made it)."""
+    values = prepared.values
+    if values["schedule_id"] is None:
         statement = insert(REPORTS).values(**values)
     else:
         statement = (
@@ -131,29 +166,47 @@ def make_report(
     report_id = connection.execute(statement.returning(REPORTS.c.id)).scalar()
     if report_id is None:
         return None
-    if topic is None and schedule_id is not None:
-        topic = f"schedule:{schedule_id}"
-    skip = opted_out(connection, topic, recipients) if topic else set()
-    queued = 0
-    for address in dict.fromkeys(r.strip() for r in recipients if r.strip()):
-        if address.lower() in skip:
-            continue
-        message = _message(settings, content, chart, int(report_id), address, topic, late)
-        kind = "summary" if advertiser_id is None else "report"
-        enqueue(connection, message, kind=kind, now=now, report_id=int(report_id))
-        queued += 1
-    return Made(int(report_id), content.title, queued)
+    for message in prepared.messages:
+        enqueue(connection, message, kind=prepared.kind, now=now, report_id=int(report_id))
+    return Made(int(report_id), prepared.title, len(prepared.messages))
+
+
+def make_report(
+    connection: Connection,
+    settings: Settings,
+    *,
+    advertiser_id: int | None,
+    period: Period,
+    now: datetime,
+    recipients: Sequence[str],
+    schedule_id: int | None = None,
+    late: bool = False,
+    topic: str | None = None,
+) -> Made | None:
+    """Prepare and store one report on one connection (see ``prepare_report``)."""
+    prepared = prepare_report(
+        connection,
+        settings,
+        advertiser_id=advertiser_id,
+        period=period,
+        now=now,
+        recipients=recipients,
+        schedule_id=schedule_id,
+        late=late,
+        topic=topic,
+    )
+    return store_report(connection, prepared, now=now)
 
 
 def _message(
     settings: Settings,
     content: ReportContent,
     chart: bytes,
-    report_id: int,
+    key: str,
     address: str,
     topic: str | None,
     late: bool,
-) -> Any:
+) -> EmailMessage:
     headers: dict[str, str] = {}
     unsubscribe = None
     if topic is not None:
@@ -178,7 +231,7 @@ def _message(
             )
         ],
         headers=headers,
-        message_id=f"<report-{report_id}.{digest}@{_mail_domain(settings)}>",
+        message_id=f"<report-{key}.{digest}@{_mail_domain(settings)}>",
     )
 
 
@@ -226,9 +279,12 @@ class Due:
 
     built: int
     queued: int
+    #: Reports that could not be built (each logged with its error); tried again next run.
+    failed: int = 0
 
     def __str__(self) -> str:
-        return f"built {self.built} reports, queued {self.queued} messages"
+        note = f"built {self.built} reports, queued {self.queued} messages"
+        return note + (f"; {self.failed} failed" if self.failed else "")
 
 
 def run_due_reports(engine: Engine, settings: Settings, *, now: datetime) -> Due:
@@ -265,32 +321,33 @@ def run_due_reports(engine: Engine, settings: Settings, *, now: datetime) -> Due
         not in made
     ]
     results: list[Made | None] = []
+    failed = 0
     for start in range(0, len(todo), BATCH):
         group = todo[start : start + BATCH]
-        try:
-            with engine.begin() as connection:  # one commit for a group: one fsync, not 25
-                results += [_scheduled(connection, settings, *item, now) for item in group]
-        except Exception:
-            # One report that cannot be built must not hold back the others: one at a time.
-            log.exception("reports: a group failed; building its reports one by one")
-            for item in group:
+        prepared: list[Prepared] = []
+        with engine.connect() as connection:  # drawing reports: reads only
+            for schedule, occurrence in group:
                 try:
-                    with engine.begin() as connection:
-                        results.append(_scheduled(connection, settings, *item, now))
+                    prepared.append(_prepare(connection, settings, schedule, occurrence, now))
                 except Exception:
-                    log.exception("reports: schedule %s failed", item[0].id)
+                    # One report that cannot be built must not hold back the others.
+                    log.exception("reports: schedule %s failed", schedule.id)
+                    connection.rollback()
+                    failed += 1
+        with engine.begin() as connection:  # storing them: one short write, one commit
+            results += [store_report(connection, p, now=now) for p in prepared]
     built = [r for r in results if r is not None]
-    return Due(len(built), sum(r.queued for r in built))
+    return Due(len(built), sum(r.queued for r in built), failed)
 
 
-def _scheduled(
+def _prepare(
     connection: Connection,
     settings: Settings,
     schedule: Any,
     occurrence: Occurrence,
     now: datetime,
-) -> Made | None:
-    return make_report(
+) -> Prepared:
+    return prepare_report(
         connection,
         settings,
         advertiser_id=schedule.advertiser_id,
