@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, update
 
+from adserver.cli import main
 from adserver.config import Settings
 from adserver.core.db import make_engine, migrate
 from adserver.core.models import JobRun, Outbox, Report, table
@@ -226,34 +227,47 @@ def test_two_scheduler_processes_started_after_the_hour_send_it_once_late(
 
 @pytest.mark.postgres
 def test_cli_report_archives_and_a_deliberate_resend_goes_again(
-    pg: tuple[Engine, dict[str, int]], pg_url: str, tmp_path: Path
+    pg: tuple[Engine, dict[str, int]],
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """``adserver report`` as an operator runs it (in this process: each command's output and
+    exit code are what a shell would see)."""
     with smtp_server(tmp_path, security="plain") as smtp:
-        env = adserver_env(
-            pg_url,
-            "https://ads.example",
-            tmp_path / "spool",
-            ADSERVER_SMTP_URL=smtp.url(login=False),
-        )
-        made = run_cli(
-            env, "report", "--advertiser", "Acme", "--period", "week", "--date", "2026-03-11"
-        )
-        assert made.returncode == 0, made.stderr
-        assert "archived report 1: Acme: 9 Mar to 15 Mar 2026" in made.stdout
-        assert "https://ads.example/v1/reports/1.html" in made.stdout
+        monkeypatch.setenv("ADSERVER_DATABASE_URL", pg_url)
+        monkeypatch.setenv("ADSERVER_SECRET_KEY", SECRET)
+        monkeypatch.setenv("ADSERVER_BASE_URL", "https://ads.example")
+        monkeypatch.setenv("ADSERVER_SMTP_URL", smtp.url(login=False))
+
+        def run(*args: str) -> tuple[int, str, str]:
+            code = main(["report", *args])
+            out, err = capsys.readouterr()
+            return code, out, err
+
+        code, out, err = run("--advertiser", "Acme", "--period", "week", "--date", "2026-03-11")
+        assert code == 0, err
+        assert "archived report 1: Acme: 9 Mar to 15 Mar 2026" in out
+        assert "https://ads.example/v1/reports/1.html" in out
         assert smtp.recorder.messages == []
         for _ in range(2):
-            sent = run_cli(env, "report", "--advertiser", "Acme", "--date", "2026-03-11", "--send")
-            assert sent.returncode == 0, sent.stderr
-            assert "mail to acme@example.com: sent 1" in sent.stdout
+            code, out, err = run("--advertiser", "Acme", "--date", "2026-03-11", "--send")
+            assert code == 0, err
+            assert "mail to acme@example.com: sent 1" in out
         assert [str(m["To"]) for m in smtp.recorder.messages] == ["acme@example.com"] * 2
-        bad = run_cli(env, "report", "--advertiser", "Nobody")
-        assert bad.returncode == 2 and "no advertiser named 'Nobody'" in bad.stderr
-        bad_date = run_cli(env, "report", "--date", "11/03/2026")
-        assert bad_date.returncode == 2 and "--date must be YYYY-MM-DD" in bad_date.stderr
-        summary = run_cli(env, "report", "--period", "day", "--date", "2026-03-09")
-        assert summary.returncode == 0, summary.stderr
-        assert "summary: Mon 9 Mar 2026" in summary.stdout
+        code, _, err = run("--advertiser", "Nobody")
+        assert code == 2 and "no advertiser named 'Nobody'" in err
+        code, _, err = run("--date", "11/03/2026")
+        assert code == 2 and "--date must be YYYY-MM-DD" in err
+        code, out, err = run("--period", "day", "--date", "2026-03-09")
+        assert code == 0, err
+        assert "summary: Mon 9 Mar 2026" in out
+    # The command as a real process, once: it is installed and reads the same settings.
+    env = adserver_env(pg_url, "https://ads.example", tmp_path / "spool")
+    made = run_cli(env, "report", "--advertiser", "Bolt", "--date", "2026-03-11")
+    assert made.returncode == 0, made.stderr
+    assert "archived report 5: Bolt: 9 Mar to 15 Mar 2026" in made.stdout
 
 
 @pytest.mark.postgres
