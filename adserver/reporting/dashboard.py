@@ -35,7 +35,6 @@ from adserver.reporting.periods import Period, period_from_params
 from adserver.reporting.stats import (
     Figures,
     StatsQuery,
-    StatsResult,
     fold,
     run_stats_per_currency,
 )
@@ -173,35 +172,29 @@ def build_dashboard(
     today = now.astimezone(scope.zone).date()
     period = period_from_params(params, today)
     previous = period.previous()
-    query = _query(scope, previous.start, period.end, BY)
-    results = {c: r for c, r in run_stats_per_currency(connection, query).items() if c}
-    for currency in scope.currencies:
-        results.setdefault(currency, StatsResult(query, currency, [], Figures(), {}))
-    currencies = sorted(results)
+    # Two questions, each summed by the database: every day of both periods, and every place
+    # (site, slot, campaign, creative) of this one. The top line, the chart and the tables are
+    # folded from those few rows.
+    by_day = run_stats_per_currency(connection, _query(scope, previous.start, period.end, ("day",)))
+    by_place = run_stats_per_currency(
+        connection, _query(scope, period.start, period.end, BY[_SITE:])
+    )
+    currencies = sorted((set(by_day) | set(by_place) | set(scope.currencies)) - {""})
     labels: dict[str, dict[int, str]] = {}
-    for result in results.values():
+    for result in by_place.values():
         for name, values in result.labels.items():
             labels.setdefault(name, {}).update(values)
-
-    # Folded once per day and once per place (site, slot, campaign, creative); the top line,
-    # the chart and the tables are folded from those few groups, not from every row again.
-    days = {c: fold(r.rows, lambda k: k[_DAY]) for c, r in results.items()}
+    days = {c: {k[0]: f for k, f in by_day[c].rows} if c in by_day else {} for c in currencies}
 
     def on_days(p: Period) -> dict[str, list[tuple[tuple[Any, ...], Figures]]]:
         return {
-            c: [((d,), f) for d, f in by_day.items() if p.start <= d <= p.end]
-            for c, by_day in days.items()
+            c: [((d,), f) for d, f in in_currency.items() if p.start <= d <= p.end]
+            for c, in_currency in days.items()
         }
 
     places = {
-        c: [
-            ((None, *key), figures)
-            for key, figures in fold(
-                [(k, f) for k, f in r.rows if period.start <= k[_DAY] <= period.end],
-                lambda k: k[_SITE:],
-            ).items()
-        ]
-        for c, r in results.items()
+        c: [((None, *key), figures) for key, figures in by_place[c].rows] if c in by_place else []
+        for c in currencies
     }
     now_rows, before_rows = on_days(period), on_days(previous)
     dashboard = Dashboard(
