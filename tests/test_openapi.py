@@ -170,7 +170,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
         "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
         "response_schema_conformance",
         "--phases", "examples,coverage,fuzzing",
-        "--max-examples", "12",
+        "--max-examples", "8",
         "--workers", "2",
         "--exclude-operation-id", "revoke_token",
         "--seed", "20261203",
