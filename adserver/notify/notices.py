@@ -31,7 +31,6 @@ from adserver.reporting.report_pacing import CampaignStanding, campaign_standing
 from adserver.reporting.report_render import number, percent
 
 NOTICES = table(Notice)
-KINDS = ("started", "goal_reached", "ended", "behind_pace", "no_fit")
 #: Kinds the advertiser hears about too; the others are the publisher's to fix.
 FOR_ADVERTISER = frozenset({"started", "goal_reached", "ended"})
 #: How long a campaign must stay behind pace before anyone is told.
