@@ -40,9 +40,14 @@ def attempt_login(
     if verdict.refused_for:
         return LoginOutcome(None, verdict.refused_for, verdict.delay)
     row = connection.execute(
-        select(USERS.c.id, USERS.c.email, USERS.c.role, USERS.c.advertiser_id, USERS.c.active)
-        .add_columns(USERS.c.password_hash)
-        .where(func.lower(USERS.c.email) == email)
+        select(
+            USERS.c.id,
+            USERS.c.email,
+            USERS.c.role,
+            USERS.c.advertiser_id,
+            USERS.c.active,
+            USERS.c.password_hash,
+        ).where(func.lower(USERS.c.email) == email)
     ).first()
     matches = verify_password(row.password_hash if row is not None else None, password)
     if row is None or not matches or not row.active:
