@@ -3,17 +3,22 @@ read again, the result is what a full rebuild gives, and anything else still reb
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, select
 
-from adserver.core.db import bump_inventory_version
+from adserver.core.db import bump_inventory_version, make_engine, migrate
+from adserver.core.models import Change, table
 from adserver.delivery.decide import Snapshot
 from adserver.delivery.inventory import Inventory, build_snapshot
-from adserver.services import campaigns, creatives
+from adserver.services import campaigns, creatives, history
 from adserver.services.campaigns import CampaignUpdate
 from adserver.services.common import SYSTEM
 from adserver.services.creatives import CreativeUpdate
+from tests.conftest import postgres_database
 from tests.factories import NOW, make_campaign, make_creative, make_site, make_slot
 
 
@@ -149,3 +154,42 @@ def test_other_changes_still_rebuild_everything(engine: Engine) -> None:
     held.refresh()
     assert held.current.sites["blog"] is not blog
     assert shape(held.current) == full(engine)
+
+
+@pytest.mark.postgres
+def test_change_ids_follow_commit_order_on_postgresql(tmp_path: Path) -> None:
+    """A change recorded while another transaction holds an earlier, uncommitted one waits for
+    it: a process that has seen change N can never later find a lower id committed."""
+    with postgres_database() as url:
+        migrate(url)
+        engine = make_engine(url)
+        first = engine.connect()
+        first.begin()
+        change: dict[str, Any] = {"action": "update", "before": {"a": 1}, "after": {"a": 2}}
+        history.record(first, actor=SYSTEM, entity="user", entity_id=1, now=NOW, **change)
+        done = threading.Event()
+
+        def second() -> None:
+            with engine.begin() as connection:
+                history.record(
+                    connection, actor=SYSTEM, entity="campaign", entity_id=2, now=NOW, **change
+                )
+            done.set()
+
+        worker = threading.Thread(target=second)
+        worker.start()
+        try:
+            assert not done.wait(0.5)  # waits for the first transaction, not merely slow
+            first.commit()
+        finally:
+            first.close()
+            worker.join(10)
+        assert done.is_set()
+        with engine.connect() as connection:
+            order = (
+                connection.execute(select(table(Change).c.entity).order_by(table(Change).c.id))
+                .scalars()
+                .all()
+            )
+        engine.dispose()
+    assert order == ["user", "campaign"]
