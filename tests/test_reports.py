@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select, update
 
 from adserver.config import Settings
 from adserver.core.db import make_engine
-from adserver.core.models import Outbox, Report, ReportSchedule, table
+from adserver.core.models import Advertiser, Outbox, Report, ReportSchedule, table
 from adserver.notify.mail import Mailer
 from adserver.notify.outbox import drain, prune
 from adserver.notify.reports import run_due_reports
@@ -394,3 +394,25 @@ def test_a_schedule_changed_from_weekly_to_monthly_still_sends_the_month(sqlite_
         ).all()
     engine.dispose()
     assert [tuple(r) for r in made] == [("week", "2026-06-01"), ("month", "2026-06-01")]
+
+
+def test_an_archived_advertisers_schedule_sends_nothing_more(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    ids = seed(engine)
+    for advertiser in ("acme", "bolt"):
+        add_schedule(engine, advertiser_id=ids[advertiser], period="day", hour=0,
+                     timezone="UTC", recipients=[f"x@{advertiser}.example"])  # fmt: skip
+    add_schedule(engine, advertiser_id=None, period="day", hour=0, timezone="UTC",
+                 recipients=["owner@news.example"])  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(
+            update(table(Advertiser))
+            .where(table(Advertiser).c.id == ids["bolt"])
+            .values(status="archived")
+        )
+    settings = Settings(database_url=sqlite_url, secret_key="s" * 20, base_url="https://a.example")
+    assert run_due_reports(engine, settings, now=utc(2026, 3, 10, 1)).built == 2
+    with engine.connect() as connection:
+        made = set(connection.execute(select(table(Report).c.advertiser_id)).scalars())
+    engine.dispose()
+    assert made == {ids["acme"], None}

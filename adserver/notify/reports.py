@@ -291,8 +291,17 @@ def run_due_reports(engine: Engine, settings: Settings, *, now: datetime) -> Due
     """The ``reports`` job: make each active schedule's latest due report that does not exist
     yet (late when its time is well past)."""
     with engine.connect() as connection:
+        advertisers = table(Advertiser)
+        archived = select(advertisers.c.id).where(advertisers.c.status == "archived")
         schedules = connection.execute(
-            select(SCHEDULES).where(SCHEDULES.c.active.is_(True)).order_by(SCHEDULES.c.id)
+            select(SCHEDULES)
+            .where(
+                SCHEDULES.c.active.is_(True),
+                # An archived advertiser delivers nothing more: no more reports to say so.
+                SCHEDULES.c.advertiser_id.is_(None)
+                | SCHEDULES.c.advertiser_id.not_in(archived.scalar_subquery()),
+            )
+            .order_by(SCHEDULES.c.id)
         ).all()
         due = []
         for schedule in schedules:
