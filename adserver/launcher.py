@@ -24,6 +24,10 @@ DEFAULT_SERVER = "uvicorn"
 GRACEFUL_TIMEOUT = 30
 #: Seconds an idle keep-alive connection stays open.
 KEEP_ALIVE_TIMEOUT = 5
+#: Seconds uvicorn's supervisor waits for a worker to answer its health check before killing it.
+#: Its default, 5, killed every worker of ``--workers 2`` mid start-up on a loaded machine (the
+#: lifespan loads the inventory), and their replacements too, so the node never served.
+WORKER_HEALTHCHECK_TIMEOUT = 30
 #: Seconds a client has to send its request headers (granian; uvicorn has no such setting, so
 #: in front of it the reverse proxy of docs/deploy.md cuts off clients that trickle headers).
 HEADER_TIMEOUT = 10
@@ -56,6 +60,7 @@ def _uvicorn(factory: str, *, host: str, port: int, workers: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_TIMEOUT,
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
     )
 
 
