@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adserver.delivery.decide import (
-    CTR_EXPLORE,
     MEMO_LIMIT,
     TIER_RANK,
     CampaignSpec,
@@ -284,14 +283,21 @@ def test_weighted_rotation_shows_creatives_by_weight() -> None:
 
 
 def test_ctr_rotation_mostly_shows_the_best_creative_and_keeps_exploring() -> None:
-    best = dataclasses.replace(creative(11, weight=1), ctr=smoothed_ctr(1000, 30))
-    worse = dataclasses.replace(creative(12, weight=9), ctr=smoothed_ctr(1000, 5))
-    snap = snapshot(slot(campaign(1, rotation="ctr", creatives=(worse, best))))
-    counts = tally(snap, request(), by_creative)
-    # The best always when exploiting (90%), and half the exploring draws (5%); weights ignored.
-    expected = 1 - CTR_EXPLORE / 2
-    assert counts[11] / DRAWS == pytest.approx(expected, abs=TOLERANCE)
-    assert counts[12] > 0
+    # Thompson sampling: a clearly better creative nearly always, two close ones both (each as
+    # often as it may be the better), a new one often until its figures say otherwise.
+    best = dataclasses.replace(creative(11, weight=1), impressions=1000, clicks=30)
+    worse = dataclasses.replace(creative(12, weight=9), impressions=1000, clicks=5)
+    clear = tally(snapshot(slot(campaign(1, rotation="ctr", creatives=(worse, best)))), request(),
+                  by_creative, draws=5_000)  # fmt: skip
+    assert clear[11] / 5_000 > 0.99  # weights ignored
+    close = dataclasses.replace(creative(12), impressions=1000, clicks=25)
+    near = tally(snapshot(slot(campaign(1, rotation="ctr", creatives=(close, best)))), request(),
+                 by_creative, draws=5_000)  # fmt: skip
+    assert 0.15 < near[12] / 5_000 < 0.5
+    new = dataclasses.replace(creative(12), impressions=0, clicks=0)
+    fresh = tally(snapshot(slot(campaign(1, rotation="ctr", creatives=(new, best)))), request(),
+                  by_creative, draws=5_000)  # fmt: skip
+    assert fresh[12] / 5_000 > 0.03  # tried until its own figures speak
 
 
 def test_smoothed_ctr_neither_crowns_a_lucky_click_nor_writes_off_a_new_creative() -> None:

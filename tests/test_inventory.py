@@ -611,9 +611,11 @@ def test_an_even_paced_campaign_well_ahead_of_schedule_is_throttled() -> None:
 
 
 def test_the_further_ahead_the_harder_the_throttle() -> None:
-    slightly = pacing.throttle(pacing_campaign(), delivery(impressions=5_500), NOW, KOLKATA)
+    # A day's even share is 10,000 / 60 = 167 impressions; about 4,955 are due by now.
+    slightly = pacing.throttle(pacing_campaign(), delivery(impressions=4_965), NOW, KOLKATA)
+    further = pacing.throttle(pacing_campaign(), delivery(impressions=4_990), NOW, KOLKATA)
     far = pacing.throttle(pacing_campaign(), delivery(impressions=8_000), NOW, KOLKATA)
-    assert far < slightly < 1.0
+    assert far < further < slightly < 1.0
 
 
 def test_an_even_paced_campaign_on_or_behind_schedule_serves_freely() -> None:

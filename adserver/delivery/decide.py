@@ -29,8 +29,9 @@ from adserver.delivery import pagerules
 from adserver.delivery.render import NO_ANSWER, Answer
 from adserver.tracking.tokens import new_decision_id, raw_decision_id
 
-#: ``ctr`` rotation shows a creative drawn evenly this often (exploring), else the best so far.
-CTR_EXPLORE = 0.1
+#: ``ctr`` rotation's prior: a creative is believed to get 1 click in ``CTR_PRIOR`` impressions
+#: until its own figures say otherwise.
+CTR_PRIOR = 100
 TIER_RANK = {"sponsorship": 0, "standard": 1, "price": 2, "house": 3}
 CAP_WINDOWS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
 FLUID = "fluid"
@@ -53,8 +54,11 @@ class CreativeSpec:
     #: "WxH", or "fluid" for a creative that adapts to any slot (width or height 0).
     size: str
     click_url: str
-    #: Smoothed click-through rate so far, for ``ctr`` rotation (see ``smoothed_ctr``).
+    #: Smoothed click-through rate so far (see ``smoothed_ctr``).
     ctr: float = 0.0
+    #: Valid impressions and clicks so far, for ``ctr`` rotation's draws.
+    impressions: int = 0
+    clicks: int = 0
     #: The answer's JSON for this creative, rendered ahead by ``render.answer_template``.
     answer: Answer = NO_ANSWER
 
@@ -753,10 +757,22 @@ def _rotate(
         # An even draw, as Random.choice makes, in one C call rather than two Python ones.
         return fitting[int(rng.random() * len(fitting))]
     if campaign.rotation == "ctr":
-        if rng.random() < CTR_EXPLORE:
-            return rng.choice(fitting)
-        return max(fitting, key=lambda c: c.ctr)
+        return _thompson(fitting, rng)
     return _draw(fitting, _running(c.weight for c in fitting), rng)
+
+
+def _thompson(fitting: Sequence[CreativeSpec], rng: random.Random) -> CreativeSpec:
+    """Thompson sampling: a click rate drawn for each creative from what its figures allow
+    (a beta distribution over its clicks and impressions, after the prior), and the highest
+    draw shown. A creative is shown as often as it may be the best: new or close ones keep
+    being tried, clearly worse ones almost never (see docs/design.md)."""
+    best, best_draw = fitting[0], -1.0
+    for creative in fitting:
+        misses = max(0, creative.impressions - creative.clicks)
+        draw = rng.betavariate(creative.clicks + 1, misses + CTR_PRIOR - 1)
+        if draw > best_draw:
+            best, best_draw = creative, draw
+    return best
 
 
 def smoothed_ctr(impressions: int, clicks: int) -> float:

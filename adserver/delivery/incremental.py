@@ -31,7 +31,7 @@ from adserver.core.models import (
 # The full build's helpers, by module: inventory imports this module for its refresh.
 from adserver.delivery import inventory as full
 from adserver.delivery import pacing
-from adserver.delivery.decide import CampaignSpec, CreativeSpec, SiteSpec, Snapshot, smoothed_ctr
+from adserver.delivery.decide import CampaignSpec, CreativeSpec, SiteSpec, Snapshot
 
 #: More changed campaigns than this at once: a full rebuild is as cheap.
 MAX_CAMPAIGNS = 200
@@ -114,8 +114,9 @@ def apply_changes(
             CREATIVES.c.campaign_id.in_(list(active)), CREATIVES.c.status == "active"
         )
     ).all():
-        ctr = smoothed_ctr(*performance.get(row.id, (0, 0)))
-        by_campaign[row.campaign_id].append(reuse.creative(row, base_url, ctr))
+        by_campaign[row.campaign_id].append(
+            reuse.creative(row, base_url, performance.get(row.id, (0, 0)))
+        )
     undeliverable = full._undeliverable(connection, active, by_campaign, only=ids)
     assigned: dict[int, list[int]] = defaultdict(list)
     dropped: dict[int, list[tuple[int, str, str]]] = defaultdict(list)

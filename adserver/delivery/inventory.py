@@ -75,8 +75,7 @@ def build_snapshot(
     for row in creative_rows:
         if row.campaign_id not in campaigns:
             continue
-        ctr = smoothed_ctr(*performance.get(row.id, (0, 0)))
-        spec = reuse.creative(row, base_url, ctr)
+        spec = reuse.creative(row, base_url, performance.get(row.id, (0, 0)))
         creatives[spec.id] = spec
         by_campaign[spec.campaign_id].append(spec)
     assignments: dict[int, list[int]] = defaultdict(list)
@@ -193,7 +192,7 @@ def _creative_performance(
     return {int(creative): (int(imps or 0), int(clicks or 0)) for creative, imps, clicks in rows}
 
 
-def _creative_spec(row: Any, base_url: str, ctr: float) -> CreativeSpec:
+def _creative_spec(row: Any, base_url: str, performance: tuple[int, int]) -> CreativeSpec:
     version = int(row.updated_at.timestamp()) if row.updated_at else 0
     image_url = render.asset_url(base_url, row.id, version) if row.image_type else None
     if row.kind == "html":
@@ -225,7 +224,9 @@ def _creative_spec(row: Any, base_url: str, ctr: float) -> CreativeSpec:
         weight=row.weight,
         size="fluid" if fluid else f"{row.width}x{row.height}",
         click_url=row.click_url,
-        ctr=ctr,
+        ctr=smoothed_ctr(*performance),
+        impressions=performance[0],
+        clicks=performance[1],
         answer=answer,
     )
 
@@ -274,15 +275,15 @@ class Reuse:
         self._targetings_last: dict[bytes, Targeting] = {}
         self._targetings_next: dict[bytes, Targeting] = {}
 
-    def creative(self, row: Any, base_url: str, ctr: float) -> CreativeSpec:
+    def creative(self, row: Any, base_url: str, performance: tuple[int, int]) -> CreativeSpec:
         # The row's hash, not the row: keeping every column of every creative in the keys cost
         # tens of MB with 10,000 campaigns. Two contents of one id with one 64-bit hash are
         # not a risk worth the memory. JSON columns (lists) are hashed as tuples.
         content = tuple(tuple(v) if isinstance(v, list) else v for v in row)
-        key = (row.id, hash(content), base_url, ctr)
+        key = (row.id, hash(content), base_url, performance)
         spec = self._last.get(key)
         if spec is None:
-            spec = _creative_spec(row, base_url, ctr)
+            spec = _creative_spec(row, base_url, performance)
         self._next[key] = spec
         return spec
 

@@ -23,10 +23,10 @@ from adserver.core.models import CampaignDelivery, table
 #: Never throttle an even-paced campaign below this share, so it can catch up if traffic drops.
 MIN_THROTTLE = 0.01
 #: How hard a campaign ahead of its even line is held back: its share of decisions falls by
-#: e^-60 per unit ahead (0.55 at 1% ahead, 0.17 at 3%, 0.05 at 5%), so it settles within a few
-#: per cent of the line however much traffic it could take, where a gentler curve let it run a
-#: tenth ahead and finish days early (the pacing simulation, ``bench/pacing.py``, showed it).
-AHEAD_GAIN = 60.0
+#: e^-40 per day of delivery it is ahead (0.37 at a fortieth of a day, 0.02 at a tenth), so it
+#: stays within a few per cent of a day's share of the line however much traffic it could take,
+#: where a gentler curve let it run days ahead and finish early (``bench/pacing.py`` shows it).
+AHEAD_GAIN = 40.0
 FIGURES = ("impressions", "clicks", "spend_nanos")
 
 
@@ -61,7 +61,10 @@ def throttle(campaign: Any, delivery: Any | None, now: float, zone: ZoneInfo) ->
     target: float = campaign.goal_total * elapsed
     if delivered <= target:
         return 1.0
-    ahead = (delivered - target) / target
+    # How far ahead, in days of even delivery: a gap measured against what is due so far
+    # would let a campaign run a fixed share ahead, which by the end is days of its goal.
+    daily_share = campaign.goal_total * 86400 / (end - start)
+    ahead = (delivered - target) / daily_share
     return MIN_THROTTLE + (1.0 - MIN_THROTTLE) * math.exp(-AHEAD_GAIN * ahead)
 
 
