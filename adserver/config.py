@@ -24,6 +24,9 @@ class Settings:
     smtp_url: str | None = None
     #: The From address of reports and notifications.
     mail_from: str = "adserver@localhost"
+    #: A campaign short of what even delivery would have reached by more than this share is
+    #: behind pace (the publisher's summary, and its notification after two hours).
+    pace_margin: float = 0.2
     scheduler: bool = True
     #: How long an impression or view token stays valid, in seconds.
     beacon_ttl: int = 2 * 3600
@@ -63,6 +66,7 @@ class Settings:
             base_url=env.get("ADSERVER_BASE_URL", cls.base_url).rstrip("/"),
             smtp_url=_smtp_url(env.get("ADSERVER_SMTP_URL", "")),
             mail_from=env.get("ADSERVER_MAIL_FROM") or cls.mail_from,
+            pace_margin=_int(env, "ADSERVER_PACE_MARGIN", 20, maximum=99) / 100,
             scheduler=scheduler == "on",
             retention_days=_int(env, "ADSERVER_RETENTION_DAYS", cls.retention_days),
             spool_dir=Path(env.get("ADSERVER_SPOOL_DIR", ".")),
@@ -95,7 +99,7 @@ def _smtp_url(raw: str) -> str | None:
     return raw.strip()
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, maximum: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -105,6 +109,8 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
     if value <= 0:
         raise SettingsError(f"{name} must be positive, not {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, not {value}")
     return value
 
 

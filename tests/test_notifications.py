@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
-from adserver.config import Settings
+from adserver.config import Settings, SettingsError
 from adserver.core.db import make_engine
 from adserver.core.models import Campaign, CampaignDelivery, Outbox, Site, Slot, table
 from adserver.delivery.pacing import refresh_delivery
@@ -122,3 +122,19 @@ def test_a_campaign_no_creative_fits_is_reported_to_the_publisher(
     run_notices(engine, settings, now=utc(2026, 3, 20, 12))
     assert ("Square peg cannot deliver: no creative fits", OWNER) in _sent(engine)
     assert not [r for s, r in _sent(engine) if s.startswith("Square peg") and "acme@" in r]
+
+
+def test_the_behind_pace_margin_is_a_setting(
+    world: tuple[Engine, dict[str, int], Settings],
+) -> None:
+    engine, _, settings = world
+    assert Settings.from_env({"ADSERVER_PACE_MARGIN": "95"}).pace_margin == 0.95
+    with pytest.raises(SettingsError, match="at most 99"):
+        Settings.from_env({"ADSERVER_PACE_MARGIN": "100"})
+    # Acme has 7% of what even delivery would have reached: behind by 93%, not by 95%.
+    lenient = settings.with_changes(pace_margin=0.95)
+    t0 = utc(2026, 3, 20, 12)
+    refresh_delivery(engine, now=t0.timestamp())
+    for hours in (0, 3):
+        run_notices(engine, lenient, now=t0 + timedelta(hours=hours))
+    assert [s for s, _ in _sent(engine) if "behind" in s] == []

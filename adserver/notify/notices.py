@@ -26,7 +26,6 @@ from adserver.notify.mail import compose
 from adserver.notify.optout import opted_out, unsubscribe_token
 from adserver.notify.outbox import enqueue
 from adserver.notify.reports import recipients_for
-from adserver.reporting.report_build import BEHIND_MARGIN
 from adserver.reporting.report_pacing import CampaignStanding, campaign_standings
 from adserver.reporting.report_render import number, percent
 
@@ -79,7 +78,7 @@ def _describe(kind: str, c: CampaignStanding, now: datetime) -> Notification | N
     return None
 
 
-def _conditions(c: CampaignStanding, now: datetime) -> list[str]:
+def _conditions(c: CampaignStanding, now: datetime, margin: float) -> list[str]:
     """The kinds whose condition holds for ``c`` now."""
     holds = []
     live = c.status == "active" and c.started(now) and not c.ended(now)
@@ -90,7 +89,7 @@ def _conditions(c: CampaignStanding, now: datetime) -> list[str]:
     elif c.budget_spent or (c.ended(now) and _recent_end(c, now)):
         holds.append("ended")
     if live and not c.goal_reached and not c.budget_spent:
-        if c.pace is not None and c.pace < 1 - BEHIND_MARGIN:
+        if c.pace is not None and c.pace < 1 - margin:
             holds.append("behind_pace")
         if not c.fits:
             holds.append("no_fit")
@@ -111,7 +110,7 @@ def run_notices(engine: Engine, settings: Settings, *, now: datetime) -> str:
         known = {(str(r.kind), int(r.campaign_id)): r for r in connection.execute(select(NOTICES))}
     queued = 0
     for campaign in standings:
-        holds = _conditions(campaign, now)
+        holds = _conditions(campaign, now, settings.pace_margin)
         for kind in holds:
             row = known.get((kind, campaign.id))
             if row is not None and row.sent_at is not None:

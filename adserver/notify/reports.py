@@ -77,7 +77,11 @@ def build_content(
 ) -> ReportContent:
     if advertiser_id is None:
         return build_publisher_summary(
-            connection, period=period, now=now, base_url=settings.base_url
+            connection,
+            period=period,
+            now=now,
+            base_url=settings.base_url,
+            behind_margin=settings.pace_margin,
         )
     return build_advertiser_report(
         connection,

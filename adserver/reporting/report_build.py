@@ -38,7 +38,8 @@ from adserver.reporting.stats import (
 
 #: The top-line figures, each shown against the previous period.
 TOP_LINE = ("impressions", "viewability", "clicks", "ctr", "spend", "ecpm")
-#: A campaign behind pace by more than this share (of what even delivery would have reached).
+#: By default a campaign is behind pace when it is short of what even delivery would have
+#: reached by more than this share (``ADSERVER_PACE_MARGIN``).
 BEHIND_MARGIN = 0.2
 ENDING_SOON_DAYS = 7
 
@@ -310,7 +311,12 @@ def build_advertiser_report(
 
 
 def build_publisher_summary(
-    connection: Connection, *, period: Period, now: datetime, base_url: str
+    connection: Connection,
+    *,
+    period: Period,
+    now: datetime,
+    base_url: str,
+    behind_margin: float = BEHIND_MARGIN,
 ) -> ReportContent:
     """The publisher's summary: revenue, fill rate by slot, invalid traffic per site, the
     campaigns that need attention, and mail that failed to go out during the period."""
@@ -329,7 +335,11 @@ def build_publisher_summary(
         {"subject": r.subject, "recipients": r.recipients, "status": r.status, "detail": r.detail}
         for r in connection.execute(
             select(outbox.c.subject, outbox.c.recipients, outbox.c.status, outbox.c.detail)
-            .where(outbox.c.status.in_(("failed", "deferred")), outbox.c.created_at >= since)
+            .where(
+                (outbox.c.status == "failed")
+                | ((outbox.c.status == "pending") & outbox.c.detail.is_not(None)),
+                outbox.c.created_at >= since,
+            )
             .order_by(outbox.c.id)
         )
     ]
@@ -346,7 +356,7 @@ def build_publisher_summary(
         generated_at=now,
         sections=sections,
         series=_series(sections, period),
-        behind=[s for s in live if s.pace is not None and s.pace < 1 - BEHIND_MARGIN],
+        behind=[s for s in live if s.pace is not None and s.pace < 1 - behind_margin],
         ending=[s for s in live if s.days_left is not None and s.days_left <= ENDING_SOON_DAYS],
         stuck=[s for s in live if not s.fits],
         failed_mail=failed,
