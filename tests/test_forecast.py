@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from adserver.core.db import make_engine, migrate
 from adserver.core.models import AudienceDay, AudienceSample, Slot, table
-from adserver.delivery.audience import Audience
+from adserver.delivery.audience import SAMPLE_EVERY, Audience
 from adserver.delivery.forecast import ForecastError, forecast
 from adserver.services.tokens import create_api_token
 from tests.conftest import LiveServer
@@ -232,7 +232,7 @@ def test_the_audience_aggregates_are_kept_by_day_and_never_per_reader(engine: En
     ids = record_history(engine)
     audience = Audience(engine, lambda site_id: ZONE, random.Random(1))
     hour = int(datetime.combine(HELD_OUT, time(23), ZONE).timestamp())
-    for n in range(300):
+    for n in range(300 * SAMPLE_EVERY):
         audience.record(hour, ids["site"], (ids["top"],), "mobile", None, f"/p/{n}", frozenset())
     audience.flush()
     with engine.connect() as connection:
@@ -240,7 +240,7 @@ def test_the_audience_aggregates_are_kept_by_day_and_never_per_reader(engine: En
             table(AudienceDay).select().where(table(AudienceDay).c.day == HELD_OUT.isoformat())
         ).all()
         sample = connection.execute(table(AudienceSample).select()).first()
-    assert [(r.device, r.country, r.requests) for r in rows] == [("mobile", "", 300)]
+    assert [(r.device, r.country, r.requests) for r in rows] == [("mobile", "", 300 * SAMPLE_EVERY)]
     assert sample is not None and len(sample.samples) == 200
 
 

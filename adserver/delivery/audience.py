@@ -3,8 +3,8 @@ country, and a small sample of page paths and keywords per slot.
 
 Kept as the delivery counters are: a request appends one tuple (no work on the request path
 beyond that), and a flush every few seconds sums them into ``audience_day`` and refreshes each
-slot's sample (a reservoir of ``SAMPLE_SIZE`` pages). Nothing is kept about a single reader: no
-address, no user agent, no time finer than a day.
+slot's sample (a reservoir of ``SAMPLE_SIZE`` pages, from one request in ``SAMPLE_EVERY``).
+Nothing is kept about a single reader: no address, no user agent, no time finer than a day.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Pages kept per slot for path and keyword targeting.
 SAMPLE_SIZE = 200
+#: One request in this many is offered to the sample: a sample needs no more, and the flush
+#: then costs the server's threads next to nothing.
+SAMPLE_EVERY = 16
 #: (local day, site id, slot id, device, country)
 DayKey = tuple[str, int, int, str, str]
 
@@ -39,8 +42,11 @@ class Audience:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        #: (hour bucket, site id, slot ids, device, country, path, keywords) per request.
-        self._pending: list[tuple[int, int, tuple[int, ...], str, str, str, frozenset[str]]] = []
+        #: (hour bucket, site id, slot ids, device, country) per request: counted in C at flush.
+        self._pending: list[tuple[int, int, tuple[int, ...], str, str]] = []
+        #: (site id, slot ids, path, keywords) of every ``SAMPLE_EVERY``-th request.
+        self._pages: list[tuple[int, tuple[int, ...], str, frozenset[str]]] = []
+        self._requests = 0
         #: Sums a failed flush keeps for the next one.
         self._days: Counter[DayKey] = Counter()
         self._samples: dict[tuple[int, int], list[list[object]]] = {}
@@ -56,17 +62,23 @@ class Audience:
         path: str,
         keywords: frozenset[str],
     ) -> None:
-        """One request of a page (its slots), as the decide handler saw it."""
-        entry = (hour, site_id, slot_ids, device or "", country or "", path, keywords)
+        """One request of a page (its slots), as the decide handler saw it: an append, and one
+        request in ``SAMPLE_EVERY`` offered to the pages' sample."""
+        key = (hour, site_id, slot_ids, device or "", country or "")
         with self._lock:
-            self._pending.append(entry)
+            self._pending.append(key)
+            self._requests += 1
+            if not self._requests % SAMPLE_EVERY:
+                self._pages.append((site_id, slot_ids, path, keywords))
 
     def flush(self) -> None:
         """Add what was recorded to ``audience_day`` and write the slots' samples."""
         with self._flushing:
             with self._lock:
                 pending, self._pending = self._pending, []
-            touched = self._fold(pending)
+                pages, self._pages = self._pages, []
+            self._count(pending)
+            touched = self._sample(pages)
             if not self._days and not touched:
                 return
             rows = [
@@ -103,22 +115,28 @@ class Audience:
             except Exception:
                 log.exception("could not write audience figures; keeping them for the next flush")
 
-    def _fold(
-        self, pending: Iterable[tuple[int, int, tuple[int, ...], str, str, str, frozenset[str]]]
-    ) -> set[tuple[int, int]]:
+    def _count(self, pending: list[tuple[int, int, tuple[int, ...], str, str]]) -> None:
         days: dict[tuple[int, int], str] = {}
-        touched: set[tuple[int, int]] = set()
-        for hour, site_id, slot_ids, device, country, path, keywords in pending:
+        # Counted in C first: a page's readers send the same few keys over and over.
+        for (hour, site_id, slot_ids, device, country), n in Counter(pending).items():
             day = days.get((hour, site_id))
             if day is None:
                 day = datetime.fromtimestamp(hour, self._zone_of(site_id)).date().isoformat()
                 days[(hour, site_id)] = day
             for slot_id in slot_ids:
-                self._days[(day, site_id, slot_id, device, country)] += 1
+                self._days[(day, site_id, slot_id, device, country)] += n
+
+    def _sample(
+        self, pages: Iterable[tuple[int, tuple[int, ...], str, frozenset[str]]]
+    ) -> set[tuple[int, int]]:
+        """A reservoir of ``SAMPLE_SIZE`` pages per slot (of what this process has seen)."""
+        touched: set[tuple[int, int]] = set()
+        for site_id, slot_ids, path, keywords in pages:
+            page: list[object] = [path, sorted(keywords)]
+            for slot_id in slot_ids:
                 key = (site_id, slot_id)
                 self._seen[key] += 1
                 sample = self._samples.setdefault(key, [])
-                page: list[object] = [path, sorted(keywords)]
                 if len(sample) < SAMPLE_SIZE:
                     sample.append(page)
                 else:
