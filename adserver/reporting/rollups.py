@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
-from adserver.core.clock import UTC_ZONE
+from adserver.core.clock import UTC_ZONE, local_hour_start
 from adserver.reporting.hourly import COUNTERS, site_zones
 
 _IDS = ("site_id", "slot_id", "campaign_id", "creative_id")
@@ -73,17 +73,23 @@ def _summed(hourly: str, key: tuple[str, ...], sums: tuple[str, ...]) -> str:
 
 @contextlib.contextmanager
 def _hour_days(connection: Connection, site_ids: list[int] | None) -> Iterator[None]:
-    """A temporary table of the local day of every (site, hour) with statistics."""
+    """A temporary table of the local day of every hour bucket of each site, from its first
+    hour with statistics to its last."""
     zones = site_zones(connection)
     where = "" if site_ids is None else f" WHERE site_id IN ({_ids(site_ids)})"
-    pairs: set[tuple[int, int]] = set()
+    # Each site's span of hours (one aggregate pass, 50 groups), then every hour bucket in it:
+    # a DISTINCT over millions of rows took minutes on PostgreSQL.
+    spans: dict[int, tuple[int, int]] = {}
     for hourly, *_ in _PAIRS:
-        pairs |= {
-            (int(s), int(h))
-            for s, h in connection.execute(
-                text(f"SELECT DISTINCT site_id, hour FROM {hourly}{where}")
-            )
-        }
+        for site, first, last in connection.execute(
+            text(f"SELECT site_id, min(hour), max(hour) FROM {hourly}{where} GROUP BY site_id")
+        ):
+            old = spans.get(int(site), (int(first), int(last)))
+            spans[int(site)] = (min(old[0], int(first)), max(old[1], int(last)))
+    pairs: set[tuple[int, int]] = set()
+    for site, (first, last) in spans.items():
+        zone = zones.get(site, UTC_ZONE)
+        pairs |= {(site, local_hour_start(at, zone)) for at in range(first, last + 3600, 3600)}
     connection.execute(
         text(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_DAYS} (site_id INTEGER NOT NULL, "
