@@ -214,6 +214,7 @@ def _creative_spec(row: Any, base_url: str, performance: tuple[int, int]) -> Cre
         width=row.width,
         height=row.height,
         markup=markup,
+        trackers=tuple(row.impression_trackers or ()),
     )
     return CreativeSpec(
         id=row.id,

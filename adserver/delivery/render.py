@@ -3,7 +3,10 @@ its own id and token.
 
 Image and text creatives become inline markup (a sponsored, noopener link); an HTML creative is
 passed through as written, for the tag to place in a sandboxed iframe, never in the page itself.
-``%%CLICK_URL%%`` stands for the decision's click URL in all three kinds.
+``%%CLICK_URL%%`` stands for the decision's click URL in all three kinds; an HTML creative may
+also use ``%%CLICK_URL_ENC%%`` (the same URL, percent-encoded, for a third-party click tracker's
+redirect parameter) and ``%%CACHEBUSTER%%`` (a value unique to the decision, as are the creative's
+impression tracker URLs' ``%%CACHEBUSTER%%``).
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from html import escape
+from urllib.parse import quote
 
 import orjson
 
 CLICK_MACRO = "%%CLICK_URL%%"
+CLICK_ENC_MACRO = "%%CLICK_URL_ENC%%"
+CACHEBUSTER_MACRO = "%%CACHEBUSTER%%"
 LINK_ATTRS = f'href="{CLICK_MACRO}" target="_blank" rel="sponsored noopener"'
 #: Stand-ins for a decision's id and token while an answer is rendered ahead: random per
 #: process, so no creative's text can contain them, and made of characters that neither HTML
@@ -60,6 +66,7 @@ def text_markup(*, title: str, body: str, cta: str, image_url: str | None) -> st
 
 def with_click(markup: str, click_url: str) -> str:
     """The creative's markup for one decision."""
+    markup = markup.replace(CLICK_ENC_MACRO, quote(click_url, safe=""))
     return markup.replace(CLICK_MACRO, escape(click_url))
 
 
@@ -72,10 +79,20 @@ def answer_template(
     width: int,
     height: int,
     markup: str,
+    trackers: tuple[str, ...] = (),
 ) -> Answer:
-    """One creative's decision as the JSON /v1/decide answers, ready for ``fill``."""
+    """One creative's decision as the JSON /v1/decide answers, ready for ``fill``. The
+    decision's token (unique to it) stands in for ``%%CACHEBUSTER%%``; impression trackers are
+    listed only when there are some, and only https ones."""
     token = _TOKEN_MARK
     click_url = f"{base_url}/v1/click/{token}"
+    markup = markup.replace(CACHEBUSTER_MACRO, token)
+    fields: dict[str, object] = {}
+    secure = [
+        url.replace(CACHEBUSTER_MACRO, token) for url in trackers if url.startswith("https://")
+    ]
+    if secure:
+        fields["impression_trackers"] = secure
     answer = orjson.dumps(
         {
             "id": _ID_MARK,
@@ -88,6 +105,7 @@ def answer_template(
             "impression_url": f"{base_url}/v1/imp/{token}",
             "view_url": f"{base_url}/v1/view/{token}",
             "click_url": click_url,
+            **fields,
         }
     )
     head, after_id = answer.split(_ID_MARK.encode())

@@ -259,6 +259,7 @@
     state.node = node;
     setStatus(el, "filled");
     beacon(ad.impression_url);
+    (ad.impression_trackers || []).forEach((u) => { new Image().src = u; }); // third parties'
     remember(ad.campaign);
     watch(node, ad.view_url);
     fire(el, "slotRendered", ad);
