@@ -73,10 +73,12 @@ _SQLITE_MARK = text(
 
 def _judged(candidates: str) -> str:
     """Each stored event of the readers among ``candidates`` (pending events, as SQL) since
-    ``:since``, with the abuse rule it breaks, if any (``abuse.py``): its place among its
-    reader's clicks in the flood window, or among all its reader's events in the burst window,
-    counting in (time, id) order. Peers in the same second are ranked by id, so a reader's first
-    events count and only the excess is marked."""
+    ``:oldest`` (the oldest candidate's time) less each rule's window, with the abuse rule it
+    breaks, if any (``abuse.py``): its place among its reader's clicks in the flood window, or
+    among all its reader's events in the burst window, counting in (time, id) order. Peers in
+    the same second are ranked by id, so a reader's first events count and only the excess is
+    marked. Only clicks are read back over the long flood window; every kind over the short
+    burst window."""
     flood, burst = abuse.CLICK_FLOOD_WINDOW, abuse.BURST_WINDOW
     return f"""
         SELECT id, CASE
@@ -95,15 +97,14 @@ def _judged(candidates: str) -> str:
                 count(*) OVER (PARTITION BY reader, at) AS peers,
                 row_number() OVER (PARTITION BY reader, at ORDER BY id) AS peer_rank
             FROM event
-            WHERE reader <> '' AND at >= :since
+            WHERE reader <> '' AND at >= :oldest - {flood}
+              AND (kind = 'click' OR at >= :oldest - {burst})
               AND reader IN (SELECT reader FROM event WHERE reader <> '' AND {candidates})
         ) AS windows
     """
 
 
-#: The lookback the rules need before the oldest pending event.
-_LOOKBACK = max(abuse.CLICK_FLOOD_WINDOW, abuse.BURST_WINDOW)
-_SQLITE_SINCE = text(
+_SQLITE_OLDEST = text(
     "SELECT min(at) FROM event WHERE tally_batch IS NULL AND rowid <= :cut AND reader <> ''"
 )
 _SQLITE_JUDGE = text(
@@ -122,9 +123,7 @@ _POSTGRES_CLAIM = text(
         SELECT id, reader, at FROM event WHERE tally_batch IS NULL LIMIT :n
     ), judged AS (
         {
-        _judged("id IN (SELECT id FROM picked)").replace(
-            ":since", f"(SELECT min(at) - {_LOOKBACK} FROM picked)"
-        )
+        _judged("id IN (SELECT id FROM picked)").replace(":oldest", "(SELECT min(at) FROM picked)")
     }
     ), claimed AS (
         UPDATE event SET tally_batch = :batch,
@@ -180,9 +179,9 @@ def tally_batch(connection: Connection, *, batch_size: int) -> int:
         if cut is None:
             return 0
         # The batch holds SQLite's write lock: nothing changes between judging and claiming.
-        oldest = connection.execute(_SQLITE_SINCE, {"cut": cut}).scalar()
+        oldest = connection.execute(_SQLITE_OLDEST, {"cut": cut}).scalar()
         if oldest is not None:
-            connection.execute(_SQLITE_JUDGE, {"cut": cut, "since": oldest - _LOOKBACK})
+            connection.execute(_SQLITE_JUDGE, {"cut": cut, "oldest": oldest})
         groups = connection.execute(_SQLITE_GROUPS, {"cut": cut}).all()
         connection.execute(_SQLITE_MARK, {"batch": batch, "cut": cut})
     if not groups:
