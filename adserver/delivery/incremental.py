@@ -30,7 +30,7 @@ from adserver.core.models import (
 
 # The full build's helpers, by module: inventory imports this module for its refresh.
 from adserver.delivery import inventory as full
-from adserver.delivery import pacing
+from adserver.delivery import pacing, utm
 from adserver.delivery.decide import CampaignSpec, CreativeSpec, SiteSpec, Snapshot
 
 #: More changed campaigns than this at once: a full rebuild is as cheap.
@@ -109,13 +109,15 @@ def apply_changes(
         connection, [c.id for c in active.values() if c.rotation == "ctr"]
     )
     by_campaign: dict[int, list[CreativeSpec]] = defaultdict(list)
+    sources = utm.sources(connection, [c.id for c in active.values() if c.utm])
     for row in connection.execute(
         select(*(column for column in CREATIVES.c if column.name != "image")).where(
             CREATIVES.c.campaign_id.in_(list(active)), CREATIVES.c.status == "active"
         )
     ).all():
+        landing = utm.landing(row, active[row.campaign_id], sources.get(row.campaign_id))
         by_campaign[row.campaign_id].append(
-            reuse.creative(row, base_url, performance.get(row.id, (0, 0)))
+            reuse.creative(row, base_url, performance.get(row.id, (0, 0)), landing)
         )
     undeliverable = full._undeliverable(connection, active, by_campaign, only=ids)
     assigned: dict[int, list[int]] = defaultdict(list)

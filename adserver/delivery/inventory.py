@@ -30,7 +30,7 @@ from adserver.core.models import (
     Slot,
     table,
 )
-from adserver.delivery import incremental, pacing, render
+from adserver.delivery import incremental, pacing, render, utm
 from adserver.delivery.decide import (
     TIER_RANK,
     CampaignSpec,
@@ -72,10 +72,12 @@ def build_snapshot(
     )
     creatives: dict[int, CreativeSpec] = {}
     by_campaign: dict[int, list[CreativeSpec]] = defaultdict(list)
+    sources = utm.sources(connection, [c.id for c in campaigns.values() if c.utm])
     for row in creative_rows:
         if row.campaign_id not in campaigns:
             continue
-        spec = reuse.creative(row, base_url, performance.get(row.id, (0, 0)))
+        landing = utm.landing(row, campaigns[row.campaign_id], sources.get(row.campaign_id))
+        spec = reuse.creative(row, base_url, performance.get(row.id, (0, 0)), landing)
         creatives[spec.id] = spec
         by_campaign[spec.campaign_id].append(spec)
     assignments: dict[int, list[int]] = defaultdict(list)
@@ -192,7 +194,9 @@ def _creative_performance(
     return {int(creative): (int(imps or 0), int(clicks or 0)) for creative, imps, clicks in rows}
 
 
-def _creative_spec(row: Any, base_url: str, performance: tuple[int, int]) -> CreativeSpec:
+def _creative_spec(
+    row: Any, base_url: str, performance: tuple[int, int], landing: str
+) -> CreativeSpec:
     version = int(row.updated_at.timestamp()) if row.updated_at else 0
     image_url = render.asset_url(base_url, row.id, version) if row.image_type else None
     if row.kind == "html":
@@ -224,7 +228,7 @@ def _creative_spec(row: Any, base_url: str, performance: tuple[int, int]) -> Cre
         height=row.height,
         weight=row.weight,
         size="fluid" if fluid else f"{row.width}x{row.height}",
-        click_url=row.click_url,
+        click_url=landing,
         ctr=smoothed_ctr(*performance),
         impressions=performance[0],
         clicks=performance[1],
@@ -276,15 +280,17 @@ class Reuse:
         self._targetings_last: dict[bytes, Targeting] = {}
         self._targetings_next: dict[bytes, Targeting] = {}
 
-    def creative(self, row: Any, base_url: str, performance: tuple[int, int]) -> CreativeSpec:
+    def creative(
+        self, row: Any, base_url: str, performance: tuple[int, int], landing: str
+    ) -> CreativeSpec:
         # The row's hash, not the row: keeping every column of every creative in the keys cost
         # tens of MB with 10,000 campaigns. Two contents of one id with one 64-bit hash are
         # not a risk worth the memory. JSON columns (lists) are hashed as tuples.
         content = tuple(tuple(v) if isinstance(v, list) else v for v in row)
-        key = (row.id, hash(content), base_url, performance)
+        key = (row.id, hash(content), base_url, performance, landing)
         spec = self._last.get(key)
         if spec is None:
-            spec = _creative_spec(row, base_url, performance)
+            spec = _creative_spec(row, base_url, performance, landing)
         self._next[key] = spec
         return spec
 
