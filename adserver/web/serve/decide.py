@@ -73,7 +73,7 @@ async def decide_endpoint(request: Request) -> Response:
     svc.audience.record(
         hour,
         site.id,
-        tuple(slot_id for slot_id, _, _ in served),
+        tuple([entry[0] for entry in served]),
         engine_request.device,
         engine_request.country,
         engine_request.path,
