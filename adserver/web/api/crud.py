@@ -1,0 +1,145 @@
+"""The five routes of an entity that only admin tokens manage (list, create, read, change,
+delete), built from its service module's functions: each entity's module says only what
+differs (its models, its summaries, the errors it may answer)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adserver.accounts.principal import Principal
+from adserver.core.models import utcnow
+from adserver.services.common import Schema
+from adserver.web.api.manage import (
+    actor_for,
+    answer,
+    body_of,
+    if_match,
+    listing,
+    managed,
+    query_of,
+    read,
+    write,
+)
+from adserver.web.api.registry import Operation
+
+ServiceCall = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class AdminEntity:
+    """An entity's models and service functions, called with the service layer's keywords."""
+
+    path: str
+    #: The item's path parameter (``key`` or ``id``) and its route converter pattern.
+    item: str
+    #: The service functions' keyword for the item (``key``, ``slot_id`` ...).
+    ident: str
+    query: type[Schema]
+    create: type[Schema]
+    update: type[Schema]
+    public: type[BaseModel]
+    removal: type[BaseModel]
+    list_items: ServiceCall
+    create_item: ServiceCall
+    get_item: ServiceCall
+    update_item: ServiceCall
+    delete_item: ServiceCall
+    #: The object's id in its ``Location``.
+    location: Callable[[Any], object]
+    #: The creation answer's model, when it shows more than ``public`` (a token's secret).
+    created: type[BaseModel] | None = None
+
+
+@dataclass(frozen=True)
+class Wording:
+    """Operation names, summaries and error statuses, as the OpenAPI document shows them."""
+
+    names: tuple[str, str, str, str, str]
+    summaries: tuple[str, str, str, str, str]
+    create_errors: tuple[int, ...] = (401, 403, 409, 422)
+    update_errors: tuple[int, ...] = (401, 403, 404, 412, 422)
+
+
+def admin_operations(entity: AdminEntity, wording: Wording) -> list[Operation]:
+    """List, create, read, change and delete ``entity``, each through one service call."""
+    param = entity.item.split(":")[0]
+
+    def item_of(request: Request) -> dict[str, Any]:
+        return {entity.ident: request.path_params[param]}
+
+    @managed()
+    async def list_items(request: Request, principal: Principal) -> Response:
+        query = query_of(request, entity.query)
+        return listing(request, await read(request, lambda c: entity.list_items(c, query=query)))
+
+    @managed()
+    async def create_item(request: Request, principal: Principal) -> Response:
+        data = await body_of(request, entity.create)
+        actor = actor_for(principal)
+        made = await write(
+            request, lambda c: entity.create_item(c, data=data, actor=actor, now=utcnow())
+        )
+        return answer(made, status=201, location=f"{entity.path}/{entity.location(made)}")
+
+    @managed()
+    async def get_item(request: Request, principal: Principal) -> Response:
+        item = item_of(request)
+        return answer(await read(request, lambda c: entity.get_item(c, **item)))
+
+    @managed()
+    async def update_item(request: Request, principal: Principal) -> Response:
+        item, expected = item_of(request), if_match(request)
+        data = await body_of(request, entity.update)
+        actor = actor_for(principal)
+        changed = await write(
+            request,
+            lambda c: entity.update_item(
+                c, **item, data=data, expected_version=expected, actor=actor, now=utcnow()
+            ),
+        )
+        return answer(changed)
+
+    @managed()
+    async def delete_item(request: Request, principal: Principal) -> Response:
+        item, expected = item_of(request), if_match(request)
+        actor = actor_for(principal)
+        removal = await write(
+            request,
+            lambda c: entity.delete_item(
+                c, **item, expected_version=expected, actor=actor, now=utcnow()
+            ),
+        )
+        return answer(removal)
+
+    path, item = entity.path, f"{entity.path}/{{{entity.item}}}"
+    names, summaries = wording.names, wording.summaries
+    return [
+        Operation(
+            "GET", path, names[0], summaries[0], list_items,
+            query=entity.query, response=entity.public, many=True, errors=(401, 403, 422),
+        ),
+        Operation(
+            "POST", path, names[1], summaries[1], create_item,
+            body=entity.create, response=entity.created or entity.public, status=201,
+            etag=True, errors=wording.create_errors,
+        ),
+        Operation(
+            "GET", item, names[2], summaries[2], get_item,
+            response=entity.public, etag=True, errors=(401, 403, 404),
+        ),
+        Operation(
+            "PATCH", item, names[3], summaries[3], update_item,
+            body=entity.update, response=entity.public, etag=True,
+            errors=wording.update_errors,
+        ),
+        Operation(
+            "DELETE", item, names[4], summaries[4], delete_item,
+            response=entity.removal, etag=True, errors=(401, 403, 404, 412),
+        ),
+    ]  # fmt: skip
