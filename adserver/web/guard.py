@@ -35,6 +35,10 @@ DEFAULT_BODY_LIMIT = 1024 * 1024
 TARGET_LIMIT = 32 * 1024
 #: All request headers together (nginx's default buffers refuse more than 32 KB as well).
 HEADERS_LIMIT = 32 * 1024
+#: A refused body up to this size is let through to the server, which discards it unread, so
+#: the connection stays open and the client reads its 413; a larger one closes the connection
+#: (a client still sending then sees it reset: better than taking in megabytes for nothing).
+DRAIN_LIMIT = 1024 * 1024
 _BEACON_PREFIXES = ("/v1/imp/", "/v1/view/", "/v1/click/")
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 _LOOPBACK = frozenset(("127.0.0.1", "localhost", "::1"))
@@ -68,12 +72,12 @@ def allowed_hosts(settings: Settings) -> frozenset[str]:
     return frozenset(hosts)
 
 
-def _refusal(status: int, message: str) -> Response:
+def _refusal(status: int, message: str, *, close: bool = False) -> Response:
     return Response(
         orjson.dumps({"error": message}),
         status_code=status,
         media_type="application/json",
-        headers={"Connection": "close"},
+        headers={"Connection": "close"} if close else None,
     )
 
 
@@ -87,7 +91,8 @@ class RequestGuard:
 
     def check(self, scope: Scope) -> Response | None:
         path: str = scope["path"]
-        if len(scope["raw_path"]) + len(scope["query_string"]) > TARGET_LIMIT:
+        # ``raw_path`` is optional in ASGI (uvicorn and granian send it).
+        if len(scope.get("raw_path") or path) + len(scope["query_string"]) > TARGET_LIMIT:
             return _refusal(414, f"the request target is longer than {TARGET_LIMIT} bytes")
         host: bytes | None = None
         length: bytes | None = None
@@ -107,12 +112,14 @@ class RequestGuard:
             return _refusal(400, "this server does not answer to that host name")
         if length is not None:
             if not (length.isdigit() and len(length) < 16):
-                return _refusal(400, "the Content-Length header is not a number")
+                return _refusal(400, "the Content-Length header is not a number", close=True)
             limit = body_limit(path)
-            if int(length) > limit:
-                return _refusal(413, f"the request body is larger than {limit} bytes")
+            size = int(length)
+            if size > limit:
+                message = f"the request body is larger than {limit} bytes"
+                return _refusal(413, message, close=size > DRAIN_LIMIT)
         elif chunked and scope["method"] in _BODY_METHODS:
-            return _refusal(411, "send the request body with a Content-Length")
+            return _refusal(411, "send the request body with a Content-Length", close=True)
         return None
 
     def _host_allowed(self, raw: bytes, scope: Scope) -> bool:
