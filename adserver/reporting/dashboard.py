@@ -606,6 +606,8 @@ def _creative_table(
                 "id": creative_id,
                 "thumbnail": asset_url("", creative_id, version) if creative.image_type else None,
                 "creative": creative.name,
+                #: Shown instead of a thumbnail for a creative without an image.
+                "kind": {"html": "HTML", "text": "text"}.get(creative.kind, creative.kind),
                 "campaign": campaign.name if campaign is not None else None,
                 "size": f"{creative.width}x{creative.height}"
                 if creative.width and creative.height
