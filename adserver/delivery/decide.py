@@ -397,14 +397,11 @@ def _decide_page(
         page.show(request.shown, site.campaigns)
     if site.roadblocks:
         _place_roadblocks(site, wants, context, rng, page, decisions, notes)
-    tiers = [_tiers(want, context) for want in wants]
+    # A slot a roadblock took needs no tiers (nor the memo's look-up).
+    tiers = [() if decisions[want[0]] is not None else _tiers(want, context) for want in wants]
     # (rank, slot's index, tier's position): sorted, so ranks go first and slots in the order
     # asked; a slot its tier could not fill comes back at its next tier's rank.
-    queue = [
-        (found[0].rank, index, 0)
-        for index, found in enumerate(tiers)
-        if found and decisions[wants[index][0]] is None
-    ]
+    queue = [(found[0].rank, index, 0) for index, found in enumerate(tiers) if found]
     queue.sort()
     with_history = bool(request.frequency)
     ids = page.ids
@@ -561,7 +558,7 @@ def _place_roadblocks(
             for want in mine:
                 notes.setdefault(want[0], {})[campaign.id] = reason
     while candidates:
-        shown = [c for c in candidates if request.shown and c[0].id in request.shown]
+        shown = [c for c in candidates if c[0].id in request.shown] if request.shown else None
         if shown:
             pick = shown[0]
         elif len(candidates) == 1:

@@ -45,10 +45,13 @@ class Page:
             self.labels.setdefault(label, campaign.id)
 
     def admits(self, campaign: CampaignSpec) -> bool:
-        if campaign.id in self.ids:
-            return campaign.repeats
         own = campaign.id
-        return all(self.labels.get(label, own) == own for label in campaign.labels)
+        if own in self.ids:
+            return campaign.repeats
+        labels = self.labels
+        if not labels:  # most pages: nothing labelled on them yet
+            return True
+        return all(labels.get(label, own) == own for label in campaign.labels)
 
 
 def roadblock_refusal(
