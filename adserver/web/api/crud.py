@@ -1,6 +1,7 @@
-"""The five routes of an entity that only admin tokens manage (list, create, read, change,
-delete), built from its service module's functions: each entity's module says only what
-differs (its models, its summaries, the errors it may answer)."""
+"""The five routes of a managed entity (list, create, read, change, delete), built from its
+service module's functions: each entity's module says only what differs (its models, its
+summaries, the errors it may answer). Writes need an admin token; reads too, unless the entity
+is ``scoped``: then any token reads, an advertiser's only its own."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ from adserver.web.api.manage import (
     managed,
     query_of,
     read,
+    scope_of,
     write,
 )
-from adserver.web.api.registry import Operation
+from adserver.web.api.registry import Auth, Operation
 
 ServiceCall = Callable[..., Any]
 
@@ -54,6 +56,8 @@ class AdminEntity:
     location: Callable[[Any], object]
     #: The creation answer's model, when it shows more than ``public`` (a token's secret).
     created: type[BaseModel] | None = None
+    #: Any token may list and read, and the service functions take the caller's ``scope``.
+    scoped: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,14 +73,19 @@ class Wording:
 def admin_operations(entity: AdminEntity, wording: Wording) -> list[Operation]:
     """List, create, read, change and delete ``entity``, each through one service call."""
     param = entity.item.split(":")[0]
+    reader: Auth = "token" if entity.scoped else "admin"
 
     def item_of(request: Request) -> dict[str, Any]:
         return {entity.ident: request.path_params[param]}
 
-    @managed()
+    def scope(principal: Principal) -> dict[str, Any]:
+        return {"scope": scope_of(principal)} if entity.scoped else {}
+
+    @managed(reader)
     async def list_items(request: Request, principal: Principal) -> Response:
-        query = query_of(request, entity.query)
-        return listing(request, await read(request, lambda c: entity.list_items(c, query=query)))
+        query, within = query_of(request, entity.query), scope(principal)
+        page = await read(request, lambda c: entity.list_items(c, query=query, **within))
+        return listing(request, page)
 
     @managed()
     async def create_item(request: Request, principal: Principal) -> Response:
@@ -87,9 +96,9 @@ def admin_operations(entity: AdminEntity, wording: Wording) -> list[Operation]:
         )
         return answer(made, status=201, location=f"{entity.path}/{entity.location(made)}")
 
-    @managed()
+    @managed(reader)
     async def get_item(request: Request, principal: Principal) -> Response:
-        item = item_of(request)
+        item = {**item_of(request), **scope(principal)}
         return answer(await read(request, lambda c: entity.get_item(c, **item)))
 
     @managed()
@@ -119,10 +128,13 @@ def admin_operations(entity: AdminEntity, wording: Wording) -> list[Operation]:
 
     path, item = entity.path, f"{entity.path}/{{{entity.item}}}"
     names, summaries = wording.names, wording.summaries
+    # A scoped read is never forbidden: another advertiser's objects are simply not found.
+    forbidden = () if entity.scoped else (403,)
     return [
         Operation(
-            "GET", path, names[0], summaries[0], list_items,
-            query=entity.query, response=entity.public, many=True, errors=(401, 403, 422),
+            "GET", path, names[0], summaries[0], list_items, auth=reader,
+            query=entity.query, response=entity.public, many=True,
+            errors=(401, *forbidden, 422),
         ),
         Operation(
             "POST", path, names[1], summaries[1], create_item,
@@ -130,8 +142,8 @@ def admin_operations(entity: AdminEntity, wording: Wording) -> list[Operation]:
             etag=True, errors=wording.create_errors,
         ),
         Operation(
-            "GET", item, names[2], summaries[2], get_item,
-            response=entity.public, etag=True, errors=(401, 403, 404),
+            "GET", item, names[2], summaries[2], get_item, auth=reader,
+            response=entity.public, etag=True, errors=(401, *forbidden, 404),
         ),
         Operation(
             "PATCH", item, names[3], summaries[3], update_item,
