@@ -13,11 +13,14 @@ from sqlalchemy import Engine, select
 from adserver.core.db import bump_inventory_version, make_engine, migrate
 from adserver.core.models import Change, table
 from adserver.delivery.decide import Snapshot
+from adserver.delivery.incremental import MAX_CHANGES
 from adserver.delivery.inventory import Inventory, build_snapshot
-from adserver.services import campaigns, creatives, history
+from adserver.services import campaigns, creatives, history, sites, slots
 from adserver.services.campaigns import CampaignUpdate
 from adserver.services.common import SYSTEM
 from adserver.services.creatives import CreativeUpdate
+from adserver.services.sites import SiteUpdate
+from adserver.services.slots import SlotUpdate
 from tests.conftest import postgres_database
 from tests.factories import NOW, make_campaign, make_creative, make_site, make_slot
 
@@ -26,17 +29,26 @@ def shape(snapshot: Snapshot) -> dict[str, Any]:
     """What decisions depend on, comparable between two builds."""
     return {
         "sites": {
-            key: {
-                name: (
-                    # Within a tier, order is the database's (no order is promised).
-                    [sorted((c.id, c.weight, c.tier, c.throttle, c.targeting, c.creatives)
-                            for c in tier) for tier in slot.tiers],
-                    sorted(slot.dropped),
-                )
-                for name, slot in site.slots.items()
-            }
+            key: (
+                site.id,
+                site.timezone.key,
+                sorted(site.domains),
+                {
+                    name: (
+                        slot.id,
+                        slot.sizes,
+                        slot.fallback_html,
+                        # Within a tier, order is the database's (no order is promised).
+                        [sorted((c.id, c.weight, c.tier, c.throttle, c.starts_at, c.ends_at,
+                                 c.targeting, c.creatives) for c in tier) for tier in slot.tiers],
+                        sorted(slot.dropped),
+                    )
+                    for name, slot in site.slots.items()
+                },
+            )
             for key, site in snapshot.sites.items()
         },
+        "sites_by_id": {site_id: site.key for site_id, site in snapshot.sites_by_id.items()},
         "creatives": sorted(snapshot.creatives),
         "version": snapshot.version,
     }  # fmt: skip
@@ -135,6 +147,117 @@ def test_service_edits_patch_the_snapshot_as_a_full_rebuild_would(engine: Engine
     assert held.current.version == full(engine)["version"]  # fmt: skip
 
 
+def test_site_and_slot_edits_patch_the_snapshot_as_a_full_rebuild_would(engine: Engine) -> None:
+    with engine.begin() as c:
+        make_site(c, key="news")
+        make_site(c, key="blog")
+        top = make_slot(c, site="news", name="top")
+        make_slot(c, site="blog", name="top")
+        first = make_campaign(c, name="First", slots=[top.id])
+        make_creative(c, campaign=first.id)
+        # Paused: listed with the slots it is booked on as one that cannot deliver.
+        make_campaign(
+            c, name="Paused", status="paused", slots=[top.id], advertiser=first.advertiser
+        )
+    held = inventory(engine)
+
+    def edit(work: Any, *, untouched: tuple[str, ...]) -> None:
+        kept = {key: held.current.sites[key] for key in untouched}
+        rebuilds, patches = held.rebuilds, held.patches
+        with engine.begin() as connection:
+            work(connection)
+        held.refresh()
+        assert (held.rebuilds, held.patches) == (rebuilds, patches + 1)  # no full rebuild
+        assert shape(held.current) == full(engine)
+        for key, site in kept.items():
+            assert held.current.sites[key] is site  # only the changed site was built again
+
+    def site_update(key: str, **fields: Any) -> Any:
+        return lambda c: sites.update_site(
+            c,
+            key=key,
+            data=SiteUpdate.model_validate(fields),
+            expected_version=None,
+            actor=SYSTEM,
+            now=NOW,
+        )
+
+    def slot_update(slot_id: int, **fields: Any) -> Any:
+        return lambda c: slots.update_slot(
+            c,
+            slot_id=slot_id,
+            data=SlotUpdate.model_validate(fields),
+            expected_version=None,
+            actor=SYSTEM,
+            now=NOW,
+        )
+
+    edit(
+        lambda c: make_site(c, key="shop", timezone="Asia/Kolkata", domains=["Shop.example"]),
+        untouched=("news", "blog"),
+    )
+    assert held.current.sites["shop"].slots == {}
+    edit(lambda c: make_slot(c, site="shop", name="side"), untouched=("news", "blog"))
+    assert list(held.current.sites["shop"].slots) == ["side"]
+
+    def slot_and_booking(c: Any) -> None:
+        """A new slot and campaigns booked on it, in one batch."""
+        bottom = make_slot(c, site="news", name="bottom", sizes=["728x90", "300x250"])
+        campaigns.update_campaign(
+            c,
+            campaign_id=first.id,
+            data=CampaignUpdate(slots=[top.id, bottom.id]),
+            expected_version=None,
+            actor=SYSTEM,
+            now=NOW,
+        )
+        second = make_campaign(c, name="Second", slots=[bottom.id], advertiser=first.advertiser)
+        make_creative(c, campaign=second.id, width=300, height=250)
+
+    edit(slot_and_booking, untouched=("blog", "shop"))
+    bottom = held.current.sites["news"].slots["bottom"]
+    assert sorted(c.name for tier in bottom.tiers for c in tier) == ["First", "Second"]
+
+    # The flights are wall-clock times: in another zone they start at other instants.
+    starts = held.current.sites["news"].slots["top"].tiers[0][0].starts_at
+    edit(
+        site_update("news", timezone="America/New_York", domains=["news.example"]),
+        untouched=("blog", "shop"),
+    )
+    assert held.current.sites["news"].slots["top"].tiers[0][0].starts_at != starts
+    assert held.current.sites["news"].domains == {"news.example"}
+
+    edit(slot_update(top.id, sizes=["300x250"], fallback_html="<p>House</p>"), untouched=("blog",))
+    assert held.current.sites["news"].slots["top"].fitting == ()  # nothing of First fits now
+    edit(
+        lambda c: slots.delete_slot(
+            c, slot_id=bottom.id, expected_version=None, actor=SYSTEM, now=NOW
+        ),
+        untouched=("blog", "shop"),
+    )
+    assert "bottom" not in held.current.sites["news"].slots  # booked: archived, serves nothing
+
+    blog_id = held.current.sites["blog"].id
+    edit(site_update("blog", status="archived"), untouched=("news", "shop"))
+    assert "blog" not in held.current.sites and blog_id not in held.current.sites_by_id
+
+    # Deleted (nothing refers to it) and made again under its key: a new site, a new id.
+    shop_id = held.current.sites["shop"].id
+
+    def remake(c: Any) -> None:
+        make_site(c, key="mall")  # SQLite would hand the highest id out again
+        sites.delete_site(c, key="shop", expected_version=None, actor=SYSTEM, now=NOW)
+        make_site(c, key="shop", timezone="UTC")
+
+    edit(remake, untouched=("news",))
+    assert held.current.sites["shop"].id != shop_id and shop_id not in held.current.sites_by_id
+    edit(
+        lambda c: sites.delete_site(c, key="shop", expected_version=None, actor=SYSTEM, now=NOW),
+        untouched=("news", "mall"),
+    )
+    assert sorted(held.current.sites) == ["mall", "news"]
+
+
 def test_other_changes_still_rebuild_everything(engine: Engine) -> None:
     with engine.begin() as c:
         make_site(c, key="news")
@@ -143,15 +266,18 @@ def test_other_changes_still_rebuild_everything(engine: Engine) -> None:
         make_creative(c, campaign=make_campaign(c, slots=[top.id]).id)
     held = inventory(engine)
     blog = held.current.sites["blog"]
-    with engine.begin() as c:  # a site is not patched
-        make_slot(c, site="blog", name="top")
-    held.refresh()
-    assert held.current.sites["blog"] is not blog
-    assert shape(held.current) == full(engine)
-    blog = held.current.sites["blog"]
     with engine.begin() as c:  # a bump from outside the service layer (the pacing job's)
         bump_inventory_version(c)
     held.refresh()
+    assert (held.rebuilds, held.patches) == (2, 0)
+    assert held.current.sites["blog"] is not blog
+    assert shape(held.current) == full(engine)
+    blog = held.current.sites["blog"]
+    with engine.begin() as c:  # more changes at once than a patch is worth
+        for n in range(MAX_CHANGES + 1):
+            make_slot(c, site="blog", name=f"slot-{n}")
+    held.refresh()
+    assert (held.rebuilds, held.patches) == (3, 0)
     assert held.current.sites["blog"] is not blog
     assert shape(held.current) == full(engine)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,90 +55,174 @@ def build_snapshot(
     # Archived sites and slots are kept for their statistics, and serve nothing.
     sites = connection.execute(select(Site).where(table(Site).c.status != "archived")).all()
     slots = connection.execute(select(Slot).where(table(Slot).c.status != "archived")).all()
-    campaigns = {
-        row.id: row
-        for row in connection.execute(
-            select(Campaign).where(table(Campaign).c.status == "active")
-        ).all()
-    }
-    delivery = {row.campaign_id: row for row in connection.execute(select(CampaignDelivery)).all()}
-    creative = table(Creative)
-    creative_rows = connection.execute(
-        select(*(column for column in creative.c if column.name != "image")).where(
-            creative.c.status == "active"
-        )
-    ).all()
-    performance = _creative_performance(
-        connection, [c.id for c in campaigns.values() if c.rotation == "ctr"]
-    )
-    creatives: dict[int, CreativeSpec] = {}
-    by_campaign: dict[int, list[CreativeSpec]] = defaultdict(list)
-    sources = utm.sources(connection, [c.id for c in campaigns.values() if c.utm])
-    for row in creative_rows:
-        if row.campaign_id not in campaigns:
-            continue
-        landing = utm.landing(row, campaigns[row.campaign_id], sources.get(row.campaign_id))
-        spec = reuse.creative(row, base_url, performance.get(row.id, (0, 0)), landing)
-        creatives[spec.id] = spec
-        by_campaign[spec.campaign_id].append(spec)
-    assignments: dict[int, list[int]] = defaultdict(list)
-    undeliverable = _undeliverable(connection, campaigns, by_campaign)
-    dropped: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    for slot_id, campaign_id in connection.execute(
-        select(table(CampaignSlot).c.slot_id, table(CampaignSlot).c.campaign_id)
-    ).all():
-        if campaign_id in campaigns and by_campaign.get(campaign_id):
-            assignments[slot_id].append(campaign_id)
-        elif campaign_id in undeliverable:
-            dropped[slot_id].append(undeliverable[campaign_id])
-
+    read = read_campaigns(connection, base_url=base_url, reuse=reuse)
+    booked = select(table(CampaignSlot).c.slot_id, table(CampaignSlot).c.campaign_id)
+    assigned, dropped = assignments(connection.execute(booked).all(), read)
     slots_by_site: dict[int, list[Any]] = defaultdict(list)
     for slot in slots:
         slots_by_site[slot.site_id].append(slot)
-    site_specs: dict[str, SiteSpec] = {}
-    for site in sites:
-        zone = ZoneInfo(site.timezone)
-        per_site: dict[int, CampaignSpec] = {}
-        slot_specs: dict[str, SlotSpec] = {}
-        for slot in slots_by_site[site.id]:
-            specs = []
-            for campaign_id in assignments[slot.id]:
-                if campaign_id not in per_site:
-                    campaign = campaigns[campaign_id]
-                    throttle = pacing.throttle(campaign, delivery.get(campaign_id), now, zone)
-                    if throttle <= 0:
-                        reason = pacing.stop_reason(campaign, delivery.get(campaign_id), now, zone)
-                        dropped[slot.id].append((campaign_id, campaign.name, reason))
-                        continue
-                    per_site[campaign_id] = _campaign_spec(
-                        campaign,
-                        tuple(by_campaign[campaign_id]),
-                        zone,
-                        throttle,
-                        reuse.targeting(campaign.targeting),
-                    )
-                specs.append(per_site[campaign_id])
-            slot_specs[slot.name] = SlotSpec(
-                id=slot.id,
-                name=slot.name,
-                sizes=tuple(slot.sizes),
-                tiers=_group_by_tier(specs),
-                fallback_html=slot.fallback_html,
-                dropped=tuple(dropped[slot.id]),
-            )
-        site_specs[site.key] = SiteSpec(
-            id=site.id,
-            key=site.key,
-            timezone=zone,
-            domains=frozenset(d.lower() for d in site.domains),
-            slots=slot_specs,
-        )
+    site_specs = {
+        site.key: site_spec(site, slots_by_site[site.id], assigned, dropped, read, now, reuse)
+        for site in sites
+    }
     reuse.finish()
     return Snapshot(
         version=version,
         sites=site_specs,
-        creatives=creatives,
+        creatives=read.specs,
         sites_by_id={site.id: site for site in site_specs.values()},
+    )
+
+
+def build_sites(
+    connection: Connection, site_ids: Collection[int], *, base_url: str, now: float, reuse: Reuse
+) -> dict[int, SiteSpec]:
+    """The specs of these sites alone, as ``build_snapshot`` would give them, by site id: only
+    the campaigns booked on their slots are read. A site that is gone or archived is left
+    out."""
+    sites_table, slots_table = table(Site), table(Slot)
+    ids = sorted(site_ids)
+    sites = connection.execute(
+        select(Site).where(sites_table.c.id.in_(ids), sites_table.c.status != "archived")
+    ).all()
+    slots = connection.execute(
+        select(Slot).where(slots_table.c.site_id.in_(ids), slots_table.c.status != "archived")
+    ).all()
+    campaign_slots = table(CampaignSlot)
+    booked = connection.execute(
+        select(campaign_slots.c.slot_id, campaign_slots.c.campaign_id)
+        .where(campaign_slots.c.slot_id.in_([slot.id for slot in slots]))
+        .order_by(campaign_slots.c.campaign_id)
+    ).all()
+    read = read_campaigns(
+        connection,
+        base_url=base_url,
+        reuse=reuse,
+        only=sorted({campaign_id for _, campaign_id in booked}),
+    )
+    assigned, dropped = assignments(booked, read)
+    slots_by_site: dict[int, list[Any]] = defaultdict(list)
+    for slot in slots:
+        slots_by_site[slot.site_id].append(slot)
+    return {
+        site.id: site_spec(site, slots_by_site[site.id], assigned, dropped, read, now, reuse)
+        for site in sites
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Campaigns:
+    """The active campaigns one build reads, with what their specs are made of."""
+
+    #: Active campaigns' rows by id.
+    active: dict[int, Any]
+    #: Delivery figures (for pacing) by campaign id.
+    delivery: dict[int, Any]
+    #: Each active campaign's active creatives, compiled.
+    creatives: dict[int, list[CreativeSpec]]
+    #: The same creatives by their own id.
+    specs: dict[int, CreativeSpec]
+    #: Campaigns that cannot deliver at all, with why (``_undeliverable``).
+    undeliverable: dict[int, tuple[int, str, str]]
+
+
+def read_campaigns(
+    connection: Connection, *, base_url: str, reuse: Reuse, only: list[int] | None = None
+) -> Campaigns:
+    """Every campaign's (or, with ``only``, those campaigns') rows and compiled creatives: the
+    part of a build that does not depend on the site."""
+    campaign, creative = table(Campaign), table(Creative)
+    active_rows = select(Campaign).where(campaign.c.status == "active")
+    delivery_rows = select(CampaignDelivery)
+    creative_rows = select(*(column for column in creative.c if column.name != "image")).where(
+        creative.c.status == "active"
+    )
+    if only is not None:
+        active_rows = active_rows.where(campaign.c.id.in_(only))
+        delivery_rows = delivery_rows.where(table(CampaignDelivery).c.campaign_id.in_(only))
+        creative_rows = creative_rows.where(creative.c.campaign_id.in_(only))
+    active = {row.id: row for row in connection.execute(active_rows).all()}
+    delivery = {row.campaign_id: row for row in connection.execute(delivery_rows).all()}
+    performance = _creative_performance(
+        connection, [c.id for c in active.values() if c.rotation == "ctr"]
+    )
+    specs: dict[int, CreativeSpec] = {}
+    by_campaign: dict[int, list[CreativeSpec]] = defaultdict(list)
+    sources = utm.sources(connection, [c.id for c in active.values() if c.utm])
+    for row in connection.execute(creative_rows).all():
+        if row.campaign_id not in active:
+            continue
+        landing = utm.landing(row, active[row.campaign_id], sources.get(row.campaign_id))
+        spec = reuse.creative(row, base_url, performance.get(row.id, (0, 0)), landing)
+        specs[spec.id] = spec
+        by_campaign[spec.campaign_id].append(spec)
+    undeliverable = _undeliverable(connection, active, by_campaign, only=only)
+    return Campaigns(active, delivery, by_campaign, specs, undeliverable)
+
+
+def assignments(
+    booked: Iterable[tuple[int, int]], read: Campaigns
+) -> tuple[dict[int, list[int]], dict[int, list[tuple[int, str, str]]]]:
+    """(slot id, campaign id) pairs as the campaigns each slot may deliver, and those that
+    cannot deliver at all with why, by slot id."""
+    assigned: dict[int, list[int]] = defaultdict(list)
+    dropped: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    for slot_id, campaign_id in booked:
+        if campaign_id in read.active and read.creatives.get(campaign_id):
+            assigned[slot_id].append(campaign_id)
+        elif campaign_id in read.undeliverable:
+            dropped[slot_id].append(read.undeliverable[campaign_id])
+    return assigned, dropped
+
+
+def site_spec(
+    site: Any,
+    slots: Iterable[Any],
+    assigned: Mapping[int, list[int]],
+    dropped: Mapping[int, list[tuple[int, str, str]]],
+    read: Campaigns,
+    now: float,
+    reuse: Reuse,
+) -> SiteSpec:
+    """One site's spec from its row, its (serving) slots' rows and the campaigns booked on
+    them; a campaign paced to nothing here is listed with the slot's dropped ones."""
+    zone = ZoneInfo(site.timezone)
+    per_site: dict[int, CampaignSpec] = {}
+    slot_specs: dict[str, SlotSpec] = {}
+    for slot in slots:
+        specs = []
+        drops = list(dropped.get(slot.id, ()))
+        for campaign_id in assigned.get(slot.id, ()):
+            if campaign_id not in per_site:
+                campaign = read.active[campaign_id]
+                figures = read.delivery.get(campaign_id)
+                throttle = pacing.throttle(campaign, figures, now, zone)
+                if throttle <= 0:
+                    reason = pacing.stop_reason(campaign, figures, now, zone)
+                    drops.append((campaign_id, campaign.name, reason))
+                    continue
+                per_site[campaign_id] = _campaign_spec(
+                    campaign,
+                    tuple(read.creatives[campaign_id]),
+                    zone,
+                    throttle,
+                    reuse.targeting(campaign.targeting),
+                )
+            specs.append(per_site[campaign_id])
+        slot_specs[slot.name] = SlotSpec(
+            id=slot.id,
+            name=slot.name,
+            sizes=tuple(slot.sizes),
+            tiers=_group_by_tier(specs),
+            fallback_html=slot.fallback_html,
+            dropped=tuple(drops),
+        )
+    return SiteSpec(
+        id=site.id,
+        key=site.key,
+        timezone=zone,
+        domains=frozenset(d.lower() for d in site.domains),
+        slots=slot_specs,
     )
 
 
@@ -320,8 +405,8 @@ REBUILD_SHARE = 0.05
 class Inventory:
     """Holds the current snapshot; ``current`` is a plain attribute read, never a lock.
 
-    A change the service layer made is applied by re-reading only the campaigns it names
-    (``incremental``), with its own, short rest; anything else takes a full rebuild."""
+    A change the service layer made is applied by re-reading only the campaigns and sites it
+    names (``incremental``), with its own, short rest; anything else takes a full rebuild."""
 
     def __init__(
         self,
@@ -344,6 +429,9 @@ class Inventory:
         #: The edits counter and newest change id the current snapshot covers.
         self._edits = 0
         self._change_mark = 0
+        #: Full rebuilds and patches so far (``/healthz`` shows them).
+        self.rebuilds = 0
+        self.patches = 0
         self.current = Snapshot.empty()
 
     def rebuild(self) -> Snapshot:
@@ -359,6 +447,7 @@ class Inventory:
             )
         self.current = snapshot
         self._edits, self._change_mark = edits, mark
+        self.rebuilds += 1
         self._built_at = now
         finished = self._clock()
         self._rest_until = finished + (finished - started) * (1 / REBUILD_SHARE - 1)
@@ -366,8 +455,8 @@ class Inventory:
 
     def refresh(self) -> None:
         """Bring the snapshot up to date if the data changed (patched when only the service
-        layer's campaign and creative edits changed it), or rebuild it when it is old, each once
-        its last run's rest is over; the periodic refresher's work."""
+        layer's edits changed it), or rebuild it when it is old, each once its last run's rest
+        is over; the periodic refresher's work."""
         started = self._clock()
         cpu_started = self._cpu_clock()
         full_ready = started >= self._rest_until
@@ -382,21 +471,21 @@ class Inventory:
                 return
             # Only the service layer's edits since the snapshot, each named in the history.
             if version - self.current.version == edits - self._edits:
-                found = incremental.changed_campaigns(
+                changes = incremental.changes_since(
                     connection, self.current, since=self._change_mark
                 )
-                if found is not None:
-                    campaign_ids, mark = found
+                if changes is not None:
                     self.current = incremental.apply_changes(
                         connection,
                         self.current,
-                        campaign_ids,
+                        changes,
                         version=version,
                         base_url=self._base_url,
                         now=time.time(),
                         reuse=self._reuse,
                     )
-                    self._edits, self._change_mark = edits, mark
+                    self._edits, self._change_mark = edits, changes.mark
+                    self.patches += 1
                     # A patch mostly waits on the database; its rest counts the CPU it took
                     # from decisions, not that wait.
                     spent = self._cpu_clock() - cpu_started

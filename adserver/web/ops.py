@@ -100,6 +100,9 @@ async def healthz(request: Request) -> Response:
                 "version": snapshot.version,
                 "sites": len(snapshot.sites),
                 "creatives": len(snapshot.creatives),
+                # How the snapshot was kept current: full rebuilds against patches.
+                "rebuilds": svc.inventory.rebuilds,
+                "patches": svc.inventory.patches,
             },
             uptime_seconds=round(now - svc.started_at, 1),
             scheduler=await asyncio.to_thread(
