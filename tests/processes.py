@@ -50,6 +50,8 @@ class AdserverProcess:
     env: dict[str, str]
     log_path: Path
     port: int = field(default_factory=free_port)
+    #: A command the server runs under, such as ``setpriv`` to drop root.
+    prefix: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,7 +62,7 @@ class AdserverProcess:
         args = [a.replace("{port}", str(self.port)) for a in self.args]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "adserver.cli", *args],
+                [*self.prefix, sys.executable, "-m", "adserver.cli", *args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -4,7 +4,8 @@ killed mid-way counts nothing twice and loses nothing.
 
 As root, permissions stop nothing, so the faults are made the way root cannot ignore them: a
 directory where the writer's lock file must go, a spool folder under a plain file, and a full
-file system (a small tmpfs, mounted for the test).
+file system (a small tmpfs, mounted for the test). The unwritable folders themselves are shown on
+a server process that runs as an unprivileged user, as the systemd unit runs it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import contextlib
 import errno
 import json
 import os
+import pwd
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,15 @@ from adserver.core.db import make_engine, migrate
 from adserver.reporting.tally import run_tally
 from adserver.tracking.events import store
 from adserver.tracking.spool import Spool
-from tests.conftest import OPS, LiveServer, bound_socket, make_settings, start_server
+from tests.conftest import (
+    BROWSER_UA,
+    OPS,
+    LiveServer,
+    bound_socket,
+    make_settings,
+    start_server,
+)
+from tests.processes import AdserverProcess, adserver_env
 from tests.records import event
 from tests.seed import LANDING, three_slot_site
 from tests.waiting import wait_for
@@ -127,6 +139,127 @@ def test_when_nothing_can_store_readers_hear_503_and_clicks_still_land(
         # Decisions need no storage: the node still answers them while it drains.
         assert client.get("/v1/decide", params={"site": "news", "slots": "top"}).status_code == 200
     assert stored_events(database) == 0
+
+
+NOBODY = "nobody"
+
+
+def unprivileged() -> list[str]:
+    """The command prefix that makes file permissions bind the server: as root, it drops to
+    ``nobody`` (root writes into any folder whatever its mode); as anyone else, none."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is needed to run the server as an unprivileged user")
+    return ["setpriv", f"--reuid={NOBODY}", "--regid=nogroup", "--clear-groups"]
+
+
+def give_to_server(path: Path) -> None:
+    """Make ``path`` and everything under it the server's, as the deployment's chown does."""
+    if os.geteuid() != 0:
+        return
+    user = pwd.getpwnam(NOBODY)
+    for item in [path, *path.rglob("*")]:
+        os.chown(item, user.pw_uid, user.pw_gid)
+
+
+@pytest.fixture
+def server_home() -> Iterator[Path]:
+    """A folder the unprivileged server can reach (pytest's temp folders are root's alone),
+    holding the seeded database in ``db/``, which the server owns."""
+    with tempfile.TemporaryDirectory(prefix="adserver-faults-") as name:
+        home = Path(name)
+        home.chmod(0o755)
+        database = home / "db" / "adserver.db"
+        database.parent.mkdir()
+        migrate(f"sqlite:///{database}")
+        engine = make_engine(f"sqlite:///{database}")
+        three_slot_site(engine)
+        engine.dispose()
+        give_to_server(database.parent)
+        try:
+            yield home
+        finally:
+            for folder in home.iterdir():  # writable again, so the folder can be removed
+                if folder.is_dir():
+                    folder.chmod(0o755)
+
+
+@contextlib.contextmanager
+def serving_unprivileged(
+    database: Path, spool_dir: Path, log: Path
+) -> Iterator[tuple[AdserverProcess, httpx.Client]]:
+    """``adserver serve`` as a process of its own, under the user permissions apply to."""
+    server = AdserverProcess(["serve", "--port", "{port}"], {}, log, prefix=unprivileged())
+    server.env = adserver_env(f"sqlite:///{database}", server.url, spool_dir)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, headers={"User-Agent": BROWSER_UA}) as client:
+            yield server, client
+    finally:
+        server.stop()
+
+
+def test_unwritable_database_and_spool_folders_under_a_running_server(
+    server_home: Path, tmp_path: Path
+) -> None:
+    """The database's folder made unwritable under a running server: SQLite still writes
+    through the files it holds open, but nothing new can be made there (the writer's lock file,
+    a journal), so no group can be stored. With the spool's folder unwritable too, beacons
+    answer 503, clicks still land, and /healthz takes the node out with both reasons; once
+    the spool can be written, events wait there (degraded, 200); once the database's folder
+    can, each is stored exactly once."""
+    database = server_home / "db" / "adserver.db"
+    spool_dir = server_home / "spool"
+    spool_dir.mkdir()  # root's: the server's user may not write here yet
+    if os.geteuid() != 0:
+        spool_dir.chmod(0o555)
+    with serving_unprivileged(database, spool_dir, tmp_path / "server.log") as (server, client):
+        found = decisions(client, 7)
+        database.parent.chmod(0o555)
+        beacon = client.post(found[0]["impression_url"])
+        assert beacon.status_code == 503 and "cannot be stored" in beacon.json()["error"]
+        click = client.get(found[1]["click_url"])
+        assert click.status_code == 302 and click.headers["location"] == LANDING
+        status, body = health(client, headers=OPS)
+        assert status == 503 and body["status"] == "unavailable"
+        writer = body["writer"]
+        assert writer["stored_in"] == "nowhere" and writer["spool_writable"] is False
+        assert "PermissionError" in writer["last_database_error"]
+        assert "events.lock" in writer["last_database_error"]
+        assert "PermissionError" in writer["last_spool_error"]
+        assert str(spool_dir) in writer["last_spool_error"]
+        assert health(client) == (503, {"status": "unavailable"})
+
+        # The spool's folder becomes the server's: events wait there, the node serves again.
+        give_to_server(spool_dir)
+        spool_dir.chmod(0o755)
+        for decision in found[2:6]:
+            assert client.post(decision["impression_url"]).status_code == 204
+        click = client.get(found[6]["click_url"])
+        assert click.status_code == 302 and click.headers["location"] == LANDING
+        status, body = health(client, headers=OPS)
+        assert status == 200 and body["status"] == "degraded"
+        assert body["writer"]["stored_in"] == "spool" and body["writer"]["spool_writable"]
+        assert body["spool_depth"] == 5
+        assert health(client) == (200, {"status": "degraded"})
+        assert stored_events(database) == 0
+
+        database.parent.chmod(0o755)
+        wait_for(lambda: health(client, headers=OPS)[1]["spool_depth"] == 0, "the replay")
+        status, body = health(client, headers=OPS)
+        assert status == 200 and body["status"] == "ok"
+        assert body["writer"]["stored_in"] == "database"
+        # A beacon sent again after the replay is the same event: kept, but not counted again.
+        assert client.post(found[2]["impression_url"]).status_code == 204
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute("SELECT decision_id, kind, reason FROM event").fetchall()
+    once = [(decision, kind) for decision, kind, reason in rows if reason != "duplicate"]
+    assert len(once) == len(set(once)) == 5, rows  # every spooled event, none twice
+    assert sorted(kind for _, kind in once) == ["click", "imp", "imp", "imp", "imp"]
+    again = [(decision, kind) for decision, kind, reason in rows if reason == "duplicate"]
+    assert len(again) == 1 and again[0] in once
+    assert "Traceback" not in server.log()
 
 
 @pytest.fixture

@@ -38,13 +38,22 @@ class Spool:
         """Take our spool file. A folder that cannot be written is logged, not fatal: the
         server still serves, ``append`` fails and the events are answered 503."""
         try:
-            self._directory.mkdir(parents=True, exist_ok=True)
-            # Unbuffered: a failed write leaves nothing behind in a buffer to be flushed later.
-            self._file = open(self._path, "a+b", buffering=0)  # noqa: SIM115  (process's life)
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._take_file()
         except OSError as exc:
-            self._file = None
             log.error("the spool %s cannot be opened: %s", self._path, exc)
+
+    def _take_file(self) -> None:
+        """Open and lock our spool file, or raise the OSError that says why not (the folder
+        missing, not writable, on a full disk), which then reaches the health details."""
+        self._directory.mkdir(parents=True, exist_ok=True)
+        # Unbuffered: a failed write leaves nothing behind in a buffer to be flushed later.
+        handle = open(self._path, "a+b", buffering=0)  # noqa: SIM115  (process's life)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise
+        self._file = handle
 
     def close(self) -> None:
         if self._file is None:
@@ -86,9 +95,7 @@ class Spool:
         data = b"".join(json.dumps(r.as_dict()).encode() + b"\n" for r in records)
         with self._lock:
             if self._file is None:
-                self.open()
-                if self._file is None:
-                    raise OSError(f"the spool {self._path} cannot be opened")
+                self._take_file()
             fd = self._file.fileno()
             size = os.fstat(fd).st_size
             try:

@@ -58,13 +58,20 @@ class WriterHealth:
     spool_failures: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
+    #: The last failure of each store: when neither took an event, the operator needs both
+    #: reasons, and ``last_error`` holds only the spool's.
+    last_database_error: str | None = None
+    last_spool_error: str | None = None
 
     def failed(self, what: str, exc: BaseException) -> None:
+        message = f"{exc.__class__.__name__}: {exc}"[:300]
         if what == "database":
             self.database_failures += 1
+            self.last_database_error = message
         else:
             self.spool_failures += 1
-        self.last_error = f"{what}: {exc.__class__.__name__}: {exc}"[:300]
+            self.last_spool_error = message
+        self.last_error = f"{what}: {message}"
         self.last_error_at = time.time()
 
 

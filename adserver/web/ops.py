@@ -92,6 +92,8 @@ async def healthz(request: Request) -> Response:
                     if writer.health.last_error_at is None
                     else round(now - writer.health.last_error_at, 1)
                 ),
+                "last_database_error": writer.health.last_database_error,
+                "last_spool_error": writer.health.last_spool_error,
                 "spool_writable": writer.can_spool(),
             },
             spool_depth=writer.spool_depth,
