@@ -11,8 +11,17 @@ import httpx
 import pytest
 
 from adserver.core.db import make_engine, migrate
+from adserver.delivery import inventory
 from tests.conftest import bound_socket, make_settings, postgres_database, start_server
-from tests.factories import api_client, inventory_through_api, make_creative, token
+from tests.factories import (
+    api_client,
+    b64,
+    created,
+    inventory_through_api,
+    make_creative,
+    png,
+    token,
+)
 from tests.processes import AdserverProcess, adserver_env
 from tests.waiting import wait_for
 
@@ -69,5 +78,75 @@ def test_a_new_or_edited_campaign_is_served_within_2_s_by_a_second_process(
         finally:
             second.stop()
             first.stop()
+            sock.close()
+            engine.dispose()
+
+
+def test_a_new_slot_with_a_campaign_serves_within_2_s_while_a_full_rebuild_rests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with postgres_database() as database_url:
+        migrate(database_url)
+        engine = make_engine(database_url)
+        bearer = token(engine)
+        sock = bound_socket()
+        # The server's first build rests as if it had taken a day's worth of its share: any
+        # full rebuild after it waits far beyond this test. Patches rest by their own CPU.
+        monkeypatch.setattr(inventory, "REBUILD_SHARE", 1e-7)
+        server = start_server(
+            make_settings(database_url, sock.getsockname()[1], tmp_path / "spool"), sock
+        )
+        monkeypatch.undo()
+        try:
+            with api_client(server, bearer) as admin:
+                site = {"key": "news", "name": "News", "domains": ["127.0.0.1"]}
+                created(admin.post("/v1/manage/sites", json=site))
+                started = time.monotonic()
+                slot = created(
+                    admin.post(
+                        "/v1/manage/slots",
+                        json={"site": "news", "name": "top", "sizes": ["728x90"]},
+                    )
+                )
+                advertiser = created(admin.post("/v1/manage/advertisers", json={"name": "Acme"}))
+                campaign = created(
+                    admin.post(
+                        "/v1/manage/campaigns",
+                        json={
+                            "advertiser": advertiser["id"],
+                            "name": "Launch",
+                            "status": "active",
+                            "starts_at": "2020-01-01T00:00:00",
+                            "slots": [slot["id"]],
+                        },
+                    )
+                )
+                created(
+                    admin.post(
+                        "/v1/manage/creatives",
+                        json={
+                            "campaign": campaign["id"],
+                            "name": "Banner",
+                            "kind": "image",
+                            "width": 728,
+                            "height": 90,
+                            "click_url": "https://acme.example/launch",
+                            "image": b64(png(728, 90)),
+                        },
+                    )
+                )
+                wait_for(
+                    lambda: (d := decision(server.url)) and d["campaign"] == campaign["id"],
+                    "the new slot's campaign",
+                    seconds=2,
+                )
+                took = time.monotonic() - started
+                health = admin.get("/healthz").json()["inventory"]
+            assert took < 2
+            # Served by patches alone: the only full rebuild is the server's first.
+            assert health["rebuilds"] == 1
+            assert health["patches"] >= 1
+        finally:
+            server.stop()
             sock.close()
             engine.dispose()
