@@ -1,5 +1,6 @@
-"""Edits through the service layer patch the serving snapshot: only the campaigns they name are
-read again, the result is what a full rebuild gives, and anything else still rebuilds."""
+"""Edits through the service layer patch the serving snapshot: only the campaigns and sites they
+name are read again, the result is what a full rebuild gives, and anything else still
+rebuilds."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
 from adserver.core.db import bump_inventory_version, make_engine, migrate
-from adserver.core.models import Change, table
+from adserver.core.models import CampaignDelivery, Change, table
 from adserver.delivery.decide import Snapshot
 from adserver.delivery.incremental import MAX_CHANGES
 from adserver.delivery.inventory import Inventory, build_snapshot
@@ -159,7 +160,21 @@ def test_site_and_slot_edits_patch_the_snapshot_as_a_full_rebuild_would(engine: 
         make_campaign(
             c, name="Paused", status="paused", slots=[top.id], advertiser=first.advertiser
         )
+        # Its goal met: paced to nothing on every site, listed with the slot's dropped too.
+        done = make_campaign(
+            c,
+            name="Done",
+            slots=[top.id],
+            advertiser=first.advertiser,
+            goal={"kind": "impressions", "total": 10},
+        )
+        make_creative(c, campaign=done.id)
+        c.execute(insert(table(CampaignDelivery)).values(campaign_id=done.id, impressions=10))
     held = inventory(engine)
+    assert [d[1:] for d in held.current.sites["news"].slots["top"].dropped] == [
+        ("Paused", "paused"),
+        ("Done", "goal_reached"),
+    ]
 
     def edit(work: Any, *, untouched: tuple[str, ...]) -> None:
         kept = {key: held.current.sites[key] for key in untouched}

@@ -23,7 +23,6 @@ from adserver.core.models import Campaign, CampaignSlot, Change, Creative, Site,
 
 # The full build's helpers, by module: inventory imports this module for its refresh.
 from adserver.delivery import inventory as full
-from adserver.delivery import pacing
 from adserver.delivery.decide import CampaignSpec, CreativeSpec, SiteSpec, Snapshot
 
 #: More changes than this at once: a full rebuild is as cheap.
@@ -199,21 +198,11 @@ def _patch_campaigns(
             for campaign_id in assigned.get(slot.id, ()):
                 spec = per_site.get(campaign_id)
                 if spec is None:
-                    campaign = read.active[campaign_id]
-                    figures = read.delivery.get(campaign_id)
-                    throttle = pacing.throttle(campaign, figures, now, site.timezone)
-                    if throttle <= 0:
-                        reason = pacing.stop_reason(campaign, figures, now, site.timezone)
-                        drops.append((campaign_id, campaign.name, reason))
+                    found = full.campaign_on_site(campaign_id, read, site.timezone, now, reuse)
+                    if not isinstance(found, CampaignSpec):
+                        drops.append(found)
                         continue
-                    spec = full._campaign_spec(
-                        campaign,
-                        tuple(read.creatives[campaign_id]),
-                        site.timezone,
-                        throttle,
-                        reuse.targeting(campaign.targeting),
-                    )
-                    per_site[campaign_id] = spec
+                    spec = per_site[campaign_id] = found
                 specs.append(spec)
             slots[name] = dataclasses.replace(
                 slot, tiers=full._group_by_tier(specs), dropped=tuple(drops)

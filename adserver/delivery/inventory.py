@@ -193,22 +193,14 @@ def site_spec(
         specs = []
         drops = list(dropped.get(slot.id, ()))
         for campaign_id in assigned.get(slot.id, ()):
-            if campaign_id not in per_site:
-                campaign = read.active[campaign_id]
-                figures = read.delivery.get(campaign_id)
-                throttle = pacing.throttle(campaign, figures, now, zone)
-                if throttle <= 0:
-                    reason = pacing.stop_reason(campaign, figures, now, zone)
-                    drops.append((campaign_id, campaign.name, reason))
+            spec = per_site.get(campaign_id)
+            if spec is None:
+                found = campaign_on_site(campaign_id, read, zone, now, reuse)
+                if not isinstance(found, CampaignSpec):
+                    drops.append(found)
                     continue
-                per_site[campaign_id] = _campaign_spec(
-                    campaign,
-                    tuple(read.creatives[campaign_id]),
-                    zone,
-                    throttle,
-                    reuse.targeting(campaign.targeting),
-                )
-            specs.append(per_site[campaign_id])
+                spec = per_site[campaign_id] = found
+            specs.append(spec)
         slot_specs[slot.name] = SlotSpec(
             id=slot.id,
             name=slot.name,
@@ -223,6 +215,25 @@ def site_spec(
         timezone=zone,
         domains=frozenset(d.lower() for d in site.domains),
         slots=slot_specs,
+    )
+
+
+def campaign_on_site(
+    campaign_id: int, read: Campaigns, zone: ZoneInfo, now: float, reuse: Reuse
+) -> CampaignSpec | tuple[int, str, str]:
+    """A deliverable campaign's spec on a site in ``zone`` (its flight and pacing are the
+    site's local ones), or, when pacing stops it there, its entry among a slot's dropped."""
+    campaign = read.active[campaign_id]
+    figures = read.delivery.get(campaign_id)
+    throttle = pacing.throttle(campaign, figures, now, zone)
+    if throttle <= 0:
+        return (campaign_id, campaign.name, pacing.stop_reason(campaign, figures, now, zone))
+    return _campaign_spec(
+        campaign,
+        tuple(read.creatives[campaign_id]),
+        zone,
+        throttle,
+        reuse.targeting(campaign.targeting),
     )
 
 
