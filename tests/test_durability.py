@@ -342,6 +342,9 @@ def test_beacons_during_a_database_outage_are_spooled_then_counted_once(
         assert status == 200 and body["status"] == "degraded"
         assert body["database"].startswith("unavailable")
         assert body["spool_depth"] > 0
+        # Decisions come from the process's snapshot: the outage does not stop them.
+        during = decisions(server, 3)
+        assert {d["campaign"] for d in during} == {d["campaign"] for d in found}
         load.join()
         view_load = Load(server, views, threads=3)
         view_load.start()
