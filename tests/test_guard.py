@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import Engine, text
 
@@ -19,6 +20,13 @@ from adserver.web.guard import (
     DEFAULT_BODY_LIMIT,
     HEADERS_LIMIT,
     TARGET_LIMIT,
+)
+from adserver.web.serve.params import (
+    MAX_FC_CAMPAIGNS,
+    MAX_FC_TIMES,
+    MAX_SHOWN,
+    MAX_SLOTS,
+    parse_decide,
 )
 from tests.conftest import OPS_TOKEN, LiveServer, bound_socket, make_settings, start_server
 from tests.seed import three_slot_site
@@ -123,6 +131,29 @@ def test_oversized_targets_and_headers_are_refused(server: LiveServer) -> None:
             headers={"User-Agent": "A" * HEADERS_LIMIT},
         )
         assert huge_agent.status_code == 431
+
+
+def test_one_decide_carries_bounded_work(server: LiveServer) -> None:
+    """What one request may ask for is capped, so no request costs what thousands would: too
+    many slots or shown campaigns are refused, and frequency records are cut to the newest."""
+    with server.client() as client:
+        many = ",".join(f"s{n}" for n in range(MAX_SLOTS + 1))
+        refused = client.get("/v1/decide", params={"site": "news", "slots": many})
+        assert refused.status_code == 400
+        assert f"at most {MAX_SLOTS} slots" in refused.json()["error"]
+        most = ",".join(["top", *(f"s{n}" for n in range(MAX_SLOTS - 1))])
+        served = client.get("/v1/decide", params={"site": "news", "slots": most})
+        assert served.status_code == 200 and served.json()["decisions"]["top"] is not None
+        shown = ",".join(str(n) for n in range(1, MAX_SHOWN + 2))
+        answer = client.get("/v1/decide", params={"site": "news", "slots": "top", "shown": shown})
+        assert answer.status_code == 400 and "at most" in answer.json()["error"]
+        history = {"1": list(range(MAX_FC_TIMES + 50)), **{str(n): [n] for n in range(2, 400)}}
+        body = orjson.dumps({"site": "news", "slots": "top", "fc": history})
+        assert len(body) <= DECIDE_BODY_LIMIT
+        assert client.post("/v1/decide", content=body).status_code == 200
+    frequency = parse_decide({}, body).frequency
+    assert len(frequency) == MAX_FC_CAMPAIGNS
+    assert len(frequency[1]) == MAX_FC_TIMES and frequency[1][-1] == MAX_FC_TIMES + 49
 
 
 def test_user_agent_caches_stay_small_whatever_agents_clients_send(server: LiveServer) -> None:
