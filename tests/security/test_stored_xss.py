@@ -8,21 +8,28 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
 from adserver.accounts.passwords import hash_password
+from adserver.core.clock import local_hour_start
 from adserver.core.db import make_engine
-from adserver.core.models import User, table
+from adserver.core.models import Report, Site, User, table
+from adserver.notify.reports import run_due_reports
 from adserver.reporting.tally import run_tally
 from tests.accounts_helpers import PASSWORD, add_user
 from tests.conftest import BROWSER_UA, LiveServer, bound_socket, make_settings, start_server
 from tests.factories import api_client, b64, created, png, token
+from tests.report_world import add_schedule
+from tests.seed import add_hourly
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
@@ -67,6 +74,7 @@ def world(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, dict[st
                 )
             )
         deliver(server, engine)
+        ids["reports"] = build_reports(server, engine, ids)
         yield server, ids
     finally:
         engine.dispose()
@@ -132,13 +140,56 @@ def hostile_inventory(admin: httpx.Client) -> dict[str, Any]:
             )
         ),
     ]
+    created(admin.post("/v1/manage/tokens", json={"name": "ops " + PAYLOAD}))
+    share = created(admin.post("/v1/manage/share-links", json={"campaign": campaign["id"]}))
     return {
         "site": site["id"],
         "slot": slot["id"],
         "advertiser": advertiser["id"],
         "campaign": campaign["id"],
         "creatives": [c["id"] for c in creatives],
+        "share": urlsplit(share["url"]).path,
     }
+
+
+def build_reports(server: LiveServer, engine: Engine, ids: dict[str, Any]) -> dict[str, int]:
+    """Yesterday's figures for the hostile campaign, and the advertiser's and the publisher's
+    daily reports built over them (mail off: archived only). Returns report ids by whose."""
+    now = datetime.now(UTC)
+    yesterday = local_hour_start((now - timedelta(days=1)).timestamp(), ZoneInfo("UTC"))
+    with engine.begin() as connection:
+        site_id = connection.execute(
+            select(table(Site).c.id).where(table(Site).c.key == "news")
+        ).scalar_one()
+        add_hourly(
+            connection,
+            [
+                {
+                    "hour": yesterday,
+                    "site_id": site_id,
+                    "slot_id": ids["slot"],
+                    "campaign_id": ids["campaign"],
+                    "creative_id": ids["creatives"][0],
+                    "requests": 9,
+                    "served": 9,
+                    "impressions": 9,
+                    "clicks": 1,
+                }
+            ],
+        )
+    for advertiser in (ids["advertiser"], None):
+        add_schedule(
+            engine,
+            advertiser_id=advertiser,
+            period="day",
+            hour=now.hour,
+            timezone="UTC",
+            recipients=["buyer@example.com"],
+        )
+    assert run_due_reports(engine, server.settings, now=now).built == 2
+    with engine.connect() as connection:
+        rows = connection.execute(select(table(Report).c.id, table(Report).c.advertiser_id))
+        return {"advertiser" if r.advertiser_id else "publisher": r.id for r in rows}
 
 
 def deliver(server: LiveServer, engine: Engine) -> None:
@@ -160,9 +211,13 @@ def sign_in(page: Page, server: LiveServer, email: str) -> None:
         page.click("button[type=submit]")
 
 
-def assert_no_script_ran(page: Page, url: str, dialogs: list[str]) -> None:
+def assert_no_script_ran(page: Page, url: str, dialogs: list[str], *, shown: bool = True) -> None:
+    """No script ran on ``url``; when ``shown``, the page does show the entered text (as text),
+    so a page that failed to load or left the field out cannot pass."""
     page.goto(url)
     page.wait_for_load_state("load")
+    if shown:
+        assert "dataset.xss" in page.content(), f"{url} does not show the entered text"
     assert page.evaluate("document.body.dataset.xss") is None, url
     assert page.locator("img[src=x]").count() == 0, url
     assert not dialogs, (url, dialogs)
@@ -186,20 +241,34 @@ def test_entered_text_never_runs_as_script(
         "/admin/creatives",
         *(f"/admin/creatives/{c}" for c in ids["creatives"]),
         "/admin/reports",
+        *(f"/admin/reports/{report}.html" for report in ids["reports"].values()),
+        "/admin/users",
+        "/admin/tokens",
+        ids["share"],
         f"/v1/slot/news/top.html?keywords={PAYLOAD}",
         f"/v1/slot/news/{PAYLOAD}.html",
         f"/no-such-page/{PAYLOAD}",
     ]
     for email, pages in (
         ("ops@example.com", publisher_pages),
-        ("buyer@example.com", ["/dashboard", "/dashboard?from=2020-01-01&to=2030-01-01"]),
+        (
+            "buyer@example.com",
+            [
+                "/dashboard",
+                "/dashboard?from=2020-01-01&to=2030-01-01",
+                "/dashboard/reports",
+                f"/dashboard/reports/{ids['reports']['advertiser']}.html",
+            ],
+        ),
     ):
         context = browser.new_context(user_agent=BROWSER_UA)
         page = context.new_page()
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         sign_in(page, server, email)
         for path in pages:
-            assert_no_script_ran(page, server.url + path, dialogs)
+            # A slot named by the payload does not exist: its 404 need not repeat the name.
+            shown = path != f"/v1/slot/news/{PAYLOAD}.html"
+            assert_no_script_ran(page, server.url + path, dialogs, shown=shown)
         shown = page.content()
         context.close()
         assert "Acme" in shown or email == "ops@example.com"
