@@ -167,6 +167,20 @@ def test_tokens_show_their_secret_once_and_revocation_holds_at_once(
     assert changes.json()[0]["actor"]["kind"] == "token"
 
 
+def test_a_refused_write_still_records_the_tokens_use(
+    live_server: LiveServer, admin: httpx.Client
+) -> None:
+    """A token's check and the write it admits share one transaction: undoing the refused
+    write must not undo the record of the token's use."""
+    made = created(admin.post("/v1/manage/tokens", json={"name": "script"}))
+    with api_client(live_server, made["token"]) as caller:
+        refused = caller.patch(f"/v1/manage/tokens/{made['id']}", json={"advertiser": 1})
+    assert refused.status_code == 422 and "advertiser" in refused.json()["fields"]
+    after = admin.get(f"/v1/manage/tokens/{made['id']}")
+    assert after.json()["last_used_at"] is not None
+    assert after.headers["etag"] == '"v1"' and after.json()["name"] == "script"
+
+
 def test_tokens_cannot_change_advertiser(admin: httpx.Client, server_engine: Engine) -> None:
     made = created(admin.post("/v1/manage/tokens", json={"name": "a"}))
     answer = admin.patch(f"/v1/manage/tokens/{made['id']}", json={"advertiser": 1})

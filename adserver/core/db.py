@@ -102,14 +102,15 @@ INVENTORY_EDITS = "inventory_edits"
 def bump_for_edit(connection: Any) -> None:
     """Like ``bump_inventory_version``, for a write the change history describes (the service
     layer's): a second counter tells a serving process that every bump since its snapshot has
-    its entities named in the history, so it may re-read only those."""
-    bump_inventory_version(connection)
-    meta = table(Meta)
-    statement = insert_for(connection)(meta).values(key=INVENTORY_EDITS, value=1)
+    its entities named in the history, so it may re-read only those. Both in one statement
+    (the version's row first, the order ``lock_inventory_counter`` relies on), written as text:
+    SQLAlchemy compiles a multi-row upsert anew on every call."""
     connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=[meta.c.key], set_={"value": meta.c.value + 1}
-        )
+        text(
+            "INSERT INTO meta (key, value) VALUES (:v, 1), (:e, 1) "
+            "ON CONFLICT (key) DO UPDATE SET value = meta.value + 1"
+        ),
+        {"v": INVENTORY_VERSION, "e": INVENTORY_EDITS},
     )
 
 
@@ -130,6 +131,8 @@ def lock_inventory_counter(connection: Any) -> None:
     ids are handed out in commit order and a process that has seen change N has seen all
     before it. The bump takes the same row first, so the two never wait on each other in
     opposite orders."""
+    if connection.dialect.name == "sqlite":
+        return  # one writer at a time, from its first write to its commit: ids follow commits
     meta = table(Meta)
     connection.execute(
         select(meta.c.value).where(meta.c.key == INVENTORY_VERSION).with_for_update()

@@ -305,8 +305,9 @@ def _slots_of(connection: Connection, campaign_ids: list[int]) -> dict[int, list
 # Checks a write makes beyond each field's own.
 
 
-def _check(connection: Connection, merged: dict[str, Any]) -> None:
-    """Cross-field rules on the campaign as it would be after the write; every problem named."""
+def _check(connection: Connection, merged: dict[str, Any], *, slots_changed: bool = True) -> None:
+    """Cross-field rules on the campaign as it would be after the write; every problem named.
+    The slots are checked only when the write names them."""
     fields: dict[str, str] = {}
     starts, _ = _split_time(merged.get("starts_at"))
     ends, _ = _split_time(merged.get("ends_at"))
@@ -331,7 +332,7 @@ def _check(connection: Connection, merged: dict[str, Any]) -> None:
             compile_targeting(raw)
         except (re.error, ValueError) as exc:
             fields["targeting"] = f"does not compile: {exc}"
-    slots = merged.get("slots") or []
+    slots = (merged.get("slots") or []) if slots_changed else []
     if len(set(slots)) != len(slots):
         fields["slots"] = "lists a slot twice"
     elif slots:
@@ -447,11 +448,16 @@ def update_campaign(
     values = named(data)
     check_version(row, expected_version)
     merged = {**before.model_dump(), **values}
-    _check(connection, merged)
-    write_version(connection, CAMPAIGNS, row, _columns(values), expected=expected_version, now=now)
+    # The slots it keeps were checked when they were booked (and a slot's bookings go with it).
+    _check(connection, merged, slots_changed="slots" in values)
+    written = write_version(
+        connection, CAMPAIGNS, row, _columns(values), expected=expected_version, now=now
+    )
+    slots = before.slots
     if "slots" in values:
         _set_slots(connection, campaign_id, values["slots"])
-    campaign = get_campaign(connection, campaign_id=campaign_id)
+        slots = sorted(values["slots"])
+    campaign = public(written, slots)
     history.record(
         connection,
         actor=actor,

@@ -259,19 +259,21 @@ def write_version(
     *,
     expected: int | None,
     now: datetime,
-) -> int:
+) -> Any:
     """Apply ``values`` to ``row`` if it is still at the version the caller read (compare and
-    set in one statement, so two writers can never both win); the new version."""
+    set in one statement, so two writers can never both win); the row as written, returned by
+    the same statement, so that a caller need not read it again."""
     check_version(row, expected)
-    result = connection.execute(
+    written = connection.execute(
         update(table)
         .where(table.c.id == row.id, table.c.version == row.version)
         .values(**values, version=row.version + 1, updated_at=now)
-    )
-    if result.rowcount != 1:
+        .returning(*table.c)
+    ).first()
+    if written is None:
         raise PreconditionFailed("this object changed while it was being written: try again")
     bump_inventory(connection)
-    return int(row.version) + 1
+    return written
 
 
 def inserted_id(result: CursorResult[Any]) -> int:

@@ -14,14 +14,21 @@ PRIVATE = {"Cache-Control": "private, no-store"}
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="adserver"'}
 
 
+NO_TOKEN = "this API needs an 'Authorization: Bearer TOKEN' header"
+BAD_TOKEN = "the bearer token is not valid"
+
+
 async def authenticate(request: Request) -> Principal | Response:
     """The caller's principal, or the 401 answer to give instead."""
     token = bearer_token(request.headers)
     if token is None:
-        return error(
-            401, "this API needs an 'Authorization: Bearer TOKEN' header", headers=CHALLENGE
-        )
+        return unauthenticated(NO_TOKEN)
     principal = await runtime(request).run_tx(lambda c: principal_for_token(c, token, now=utcnow()))
     if principal is None:
-        return error(401, "the bearer token is not valid", headers=CHALLENGE)
+        return unauthenticated(BAD_TOKEN)
     return principal
+
+
+def unauthenticated(message: str) -> Response:
+    """The 401 answer, with the challenge that names the scheme."""
+    return error(401, message, headers=CHALLENGE)

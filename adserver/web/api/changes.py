@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
 from starlette.responses import Response
 
-from adserver.accounts.principal import Principal
 from adserver.services import history
-from adserver.web.api.manage import listing, managed, query_of, read
+from adserver.web.api.manage import Call, listing, query_of, transacted
 from adserver.web.api.registry import Operation
 
 
-@managed()
-async def list_changes(request: Request, principal: Principal) -> Response:
-    query = query_of(request, history.ChangeQuery)
-    return listing(request, await read(request, lambda c: history.list_changes(c, query=query)))
+@transacted()
+def list_changes(call: Call) -> Response:
+    query = query_of(call.request, history.ChangeQuery)
+    return listing(call.request, history.list_changes(call.connection, query=query))
 
 
 operations = [

@@ -1,7 +1,8 @@
 """The five routes of a managed entity (list, create, read, change, delete), built from its
 service module's functions: each entity's module says only what differs (its models, its
 summaries, the errors it may answer). Writes need an admin token; reads too, unless the entity
-is ``scoped``: then any token reads, an advertiser's only its own."""
+is ``scoped``: then any token reads, an advertiser's only its own. Each route is one service
+call, so each is ``transacted``: its token check and its work share one worker-thread hop."""
 
 from __future__ import annotations
 
@@ -17,16 +18,14 @@ from adserver.accounts.principal import Principal
 from adserver.core.models import utcnow
 from adserver.services.common import Schema
 from adserver.web.api.manage import (
+    Call,
     actor_for,
     answer,
-    body_of,
     if_match,
     listing,
-    managed,
     query_of,
-    read,
     scope_of,
-    write,
+    transacted,
 )
 from adserver.web.api.registry import Auth, Operation
 
@@ -81,48 +80,48 @@ def admin_operations(entity: AdminEntity, wording: Wording) -> list[Operation]:
     def scope(principal: Principal) -> dict[str, Any]:
         return {"scope": scope_of(principal)} if entity.scoped else {}
 
-    @managed(reader)
-    async def list_items(request: Request, principal: Principal) -> Response:
-        query, within = query_of(request, entity.query), scope(principal)
-        page = await read(request, lambda c: entity.list_items(c, query=query, **within))
-        return listing(request, page)
+    @transacted(reader)
+    def list_items(call: Call) -> Response:
+        query = query_of(call.request, entity.query)
+        page = entity.list_items(call.connection, query=query, **scope(call.principal))
+        return listing(call.request, page)
 
-    @managed()
-    async def create_item(request: Request, principal: Principal) -> Response:
-        data = await body_of(request, entity.create)
-        actor = actor_for(principal)
-        made = await write(
-            request, lambda c: entity.create_item(c, data=data, actor=actor, now=utcnow())
+    @transacted()
+    def create_item(call: Call) -> Response:
+        data = call.body_as(entity.create)
+        made = entity.create_item(
+            call.connection, data=data, actor=actor_for(call.principal), now=utcnow()
         )
         return answer(made, status=201, location=f"{entity.path}/{entity.location(made)}")
 
-    @managed(reader)
-    async def get_item(request: Request, principal: Principal) -> Response:
-        item = {**item_of(request), **scope(principal)}
-        return answer(await read(request, lambda c: entity.get_item(c, **item)))
+    @transacted(reader)
+    def get_item(call: Call) -> Response:
+        item = {**item_of(call.request), **scope(call.principal)}
+        return answer(entity.get_item(call.connection, **item))
 
-    @managed()
-    async def update_item(request: Request, principal: Principal) -> Response:
-        item, expected = item_of(request), if_match(request)
-        data = await body_of(request, entity.update)
-        actor = actor_for(principal)
-        changed = await write(
-            request,
-            lambda c: entity.update_item(
-                c, **item, data=data, expected_version=expected, actor=actor, now=utcnow()
-            ),
+    @transacted()
+    def update_item(call: Call) -> Response:
+        item, expected = item_of(call.request), if_match(call.request)
+        data = call.body_as(entity.update)
+        changed = entity.update_item(
+            call.connection,
+            **item,
+            data=data,
+            expected_version=expected,
+            actor=actor_for(call.principal),
+            now=utcnow(),
         )
         return answer(changed)
 
-    @managed()
-    async def delete_item(request: Request, principal: Principal) -> Response:
-        item, expected = item_of(request), if_match(request)
-        actor = actor_for(principal)
-        removal = await write(
-            request,
-            lambda c: entity.delete_item(
-                c, **item, expected_version=expected, actor=actor, now=utcnow()
-            ),
+    @transacted()
+    def delete_item(call: Call) -> Response:
+        item, expected = item_of(call.request), if_match(call.request)
+        removal = entity.delete_item(
+            call.connection,
+            **item,
+            expected_version=expected,
+            actor=actor_for(call.principal),
+            now=utcnow(),
         )
         return answer(removal)
 
