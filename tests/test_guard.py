@@ -21,6 +21,7 @@ from adserver.web.guard import (
     HEADERS_LIMIT,
     TARGET_LIMIT,
 )
+from adserver.web.serve import params
 from adserver.web.serve.params import (
     MAX_FC_CAMPAIGNS,
     MAX_FC_TIMES,
@@ -172,6 +173,35 @@ def test_user_agent_caches_stay_small_whatever_agents_clients_send(server: LiveS
     # Every key is cut to UA_KEY_CHARS: the whole cache holds at most 200 x 512 characters.
     assert traffic.device_class("x" * 10_000 + " iPhone") == "desktop"
     assert traffic.device_class("iPhone " + "x" * 10_000) == "mobile"
+
+
+def test_decide_parser_caches_take_only_short_keys(server: LiveServer) -> None:
+    """The parser's caches (query strings, slot lists, page paths) keep only keys of at most a
+    KB, so whatever clients send they hold a few MB at most: long keys are parsed each time."""
+    params._cached_decide_query.cache_clear()
+    params._cached_slots_text.cache_clear()
+    params._url_path.cache_clear()
+    with server.client() as client:
+        for n in range(20):
+            long_url = f"https://localhost/{n}?gclid=" + "a" * 2000
+            slots = ",".join(["top", *(f"slot-{n}-{m}-of-a-long-list" for m in range(30))])
+            assert len(slots) > 512
+            answer = client.post(
+                "/v1/decide",
+                content=orjson.dumps({"site": "news", "slots": slots, "url": long_url}),
+            )
+            assert answer.status_code == 200 and answer.json()["decisions"]["top"] is not None
+            query = {"site": "news", "slots": "top", "url": long_url}
+            assert client.get("/v1/decide", params=query).status_code == 200
+        assert params._cached_decide_query.cache_info().currsize == 0
+        assert params._cached_slots_text.cache_info().currsize == 1  # "top", from the GETs
+        assert params._url_path.cache_info().currsize == 0
+        for n in range(3):
+            short = {"site": "news", "slots": "top,side", "url": f"https://localhost/{n}"}
+            assert client.get("/v1/decide", params=short).status_code == 200
+    assert params._cached_decide_query.cache_info().currsize == 3
+    assert params._url_path.cache_info().currsize == 3
+    assert params._cached_slots_text.cache_info().currsize == 2
 
 
 def test_long_page_addresses_still_get_ads(server: LiveServer) -> None:
