@@ -10,9 +10,11 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
+from sqlmodel import Session
 
 from adserver.core.db import make_engine
+from adserver.core.models import Slot
 from adserver.services.tokens import create_api_token
 from adserver.tracking import traffic
 from adserver.web.guard import (
@@ -25,12 +27,13 @@ from adserver.web.serve import params
 from adserver.web.serve.params import (
     MAX_FC_CAMPAIGNS,
     MAX_FC_TIMES,
+    MAX_KEYWORDS,
     MAX_SHOWN,
     MAX_SLOTS,
     parse_decide,
 )
 from tests.conftest import OPS_TOKEN, LiveServer, bound_socket, make_settings, start_server
-from tests.seed import three_slot_site
+from tests.seed import add_campaign, add_creative, publish, three_slot_site
 
 
 @pytest.fixture
@@ -202,6 +205,29 @@ def test_decide_parser_caches_take_only_short_keys(server: LiveServer) -> None:
     assert params._cached_decide_query.cache_info().currsize == 3
     assert params._url_path.cache_info().currsize == 3
     assert params._cached_slots_text.cache_info().currsize == 2
+
+
+def test_page_keywords_no_campaign_could_match_are_dropped(server: LiveServer) -> None:
+    """Campaigns' keywords are at most 100 characters; a page's longer ones are dropped, so a
+    slot's memo of reader contexts keys on at most MAX_KEYWORDS x MAX_KEYWORD_CHARS, not on up
+    to 64 KB of keywords a request, and targeting still matches the ones that can."""
+    engine = make_engine(server.settings.database_url)
+    with Session(engine) as session:
+        empty = session.scalars(select(Slot).where(Slot.name == "empty")).one()
+        sport = add_campaign(session, [empty], advertiser="Zed", targeting={"keywords": ["sport"]})
+        add_creative(session, sport)
+        publish(session)
+    engine.dispose()
+    server.runtime.inventory.rebuild()
+    long = ["k" * 600 + str(n) for n in range(MAX_KEYWORDS)]
+    body = orjson.dumps({"site": "news", "slots": "empty", "keywords": [*long[:90], " Sport "]})
+    assert parse_decide({}, body).keywords == {"sport"}
+    with server.client() as client:
+        answer = client.post("/v1/decide", content=body)
+        assert answer.status_code == 200 and answer.json()["decisions"]["empty"] is not None
+        only_long = orjson.dumps({"site": "news", "slots": "empty", "keywords": long})
+        answer = client.post("/v1/decide", content=only_long)
+        assert answer.status_code == 200 and answer.json()["decisions"]["empty"] is None
 
 
 def test_long_page_addresses_still_get_ads(server: LiveServer) -> None:

@@ -21,6 +21,11 @@ MAX_SLOTS = 50
 MAX_FC_CAMPAIGNS = 200
 MAX_FC_TIMES = 100
 MAX_SHOWN = 50
+MAX_KEYWORDS = 100
+#: A campaign's keywords are at most 100 characters (``services/campaigns.py``), at most twice
+#: that lowered: a longer one from a page matches nothing, and kept, it made each key of a
+#: slot's memo of reader contexts (``delivery/decide.py``) as large as the request allowed.
+MAX_KEYWORD_CHARS = 200
 SIZE = re.compile(r"^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
@@ -187,7 +192,8 @@ def _keywords(value: Any) -> frozenset[str]:
         value = value.split(",")
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadRequest("'keywords' must be a comma list or a list of strings")
-    return frozenset(v.strip().lower() for v in value[:100] if v.strip())
+    kept = (v.strip().lower() for v in value[:MAX_KEYWORDS])
+    return frozenset(k for k in kept if 0 < len(k) <= MAX_KEYWORD_CHARS)
 
 
 def _shown(value: Any) -> frozenset[int] | None:
