@@ -1,11 +1,14 @@
 """A real SMTP server on 127.0.0.1 for tests: aiosmtpd with a test certificate and a login.
 
 It keeps every message it accepted (parsed) and can be told to refuse: the next N DATA
-commands with a temporary 451, or any recipient in ``refuse_permanently`` with a 550.
+commands with a temporary 451, or any recipient in ``refuse_permanently`` with a 550. It can
+also hold the DATA of the next N report messages unanswered until ``release`` is set, as a
+slow server does while its client is killed: such a message is never answered 250, never kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -51,6 +54,9 @@ class Recorder:
     refuse_data: int = 0
     refuse_permanently: set[str] = field(default_factory=set)
     data_commands: int = 0
+    hold_reports: int = 0
+    held: int = 0
+    release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
@@ -62,6 +68,10 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self._hold(envelope.content):
+            while not self.release.is_set():
+                await asyncio.sleep(0.02)
+            return "451 4.3.0 not taken"
         with self.lock:
             self.data_commands += 1
             if self.refuse_data > 0:
@@ -72,6 +82,15 @@ class Recorder:
             self.messages.append(parsed)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 OK queued"
+
+    def _hold(self, content: bytes) -> bool:
+        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        with self.lock:
+            if self.hold_reports <= 0 or not str(parsed["Message-ID"]).startswith("<report-"):
+                return False
+            self.hold_reports -= 1
+            self.held += 1
+            return True
 
 
 def _authenticator(

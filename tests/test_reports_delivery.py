@@ -21,7 +21,7 @@ from adserver.config import Settings
 from adserver.core.db import make_engine, migrate
 from adserver.core.models import JobRun, Outbox, Report, table
 from adserver.notify.mail import Mailer
-from adserver.notify.outbox import drain
+from adserver.notify.outbox import CLAIM_SECONDS, drain
 from adserver.notify.reports import run_due_reports
 from tests.conftest import SECRET, postgres_database
 from tests.processes import AdserverProcess, adserver_env, run_cli
@@ -348,3 +348,57 @@ def test_a_scheduler_restarted_after_a_crash_between_building_and_sending_sends_
     with engine.connect() as connection:
         assert len(connection.execute(select(REPORTS.c.id)).all()) == 1
         assert set(connection.execute(select(OUTBOX.c.status)).scalars()) == {"sent"}
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_scheduler_killed_while_sending_a_report_loses_no_message_and_sends_none_twice(
+    pg: tuple[Engine, dict[str, int]], pg_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL the scheduler while the mail server holds a report message's DATA unanswered:
+    the report stays built once, its messages stay claimed, and once the dead claim runs out
+    the mail job's drain sends each recipient exactly one."""
+    engine, ids = pg
+    now = datetime.now(UTC)
+    add_schedule(
+        engine, advertiser_id=ids["acme"], period="day", hour=now.hour, timezone="UTC",
+        recipients=["ann@acme.example", "bob@acme.example"],
+    )  # fmt: skip
+    with smtp_server(tmp_path, security="plain") as smtp:
+        smtp.recorder.hold_reports = 1
+        env = adserver_env(
+            pg_url, "https://ads.example", tmp_path / "spool",
+            ADSERVER_SMTP_URL=smtp.url(login=False),
+        )  # fmt: skip
+        scheduler = AdserverProcess(["scheduler"], env, tmp_path / "scheduler.log")
+        scheduler.start(wait_healthy=False)
+        try:
+
+            def holding() -> bool:
+                scheduler.assert_running()
+                return smtp.recorder.held == 1
+
+            wait_for(holding, "a report message held in the middle of its sending")
+        finally:
+            scheduler.kill()
+        smtp.recorder.release.set()
+        with engine.connect() as connection:
+            assert len(connection.execute(select(REPORTS.c.id)).all()) == 1
+            statuses = Counter(
+                connection.execute(
+                    select(OUTBOX.c.status).where(OUTBOX.c.report_id.is_not(None))
+                ).scalars()
+            )
+        assert statuses["sending"] >= 1 and sum(statuses.values()) == 2, statuses
+        later = datetime.now(UTC) + timedelta(seconds=CLAIM_SECONDS + 1)
+        drain(engine, Mailer.from_url(smtp.url(login=False)), holder="after", now=later)
+        received = sorted(str(m["To"]) for m in _reports(smtp))
+    assert received == ["ann@acme.example", "bob@acme.example"]
+    with engine.connect() as connection:
+        assert len(connection.execute(select(REPORTS.c.id)).all()) == 1
+        statuses = Counter(
+            connection.execute(
+                select(OUTBOX.c.status).where(OUTBOX.c.report_id.is_not(None))
+            ).scalars()
+        )
+    assert statuses == Counter({"sent": 2})
