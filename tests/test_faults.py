@@ -3,9 +3,10 @@ nothing can, readers hear 503 (a click still lands) and /healthz takes the node 
 killed mid-way counts nothing twice and loses nothing.
 
 As root, permissions stop nothing, so the faults are made the way root cannot ignore them: a
-directory where the writer's lock file must go, a spool folder under a plain file, and a full
-file system (a small tmpfs, mounted for the test). The unwritable folders themselves are shown on
-a server process that runs as an unprivileged user, as the systemd unit runs it.
+directory where the writer's lock file must go, a spool folder under a plain file, a full file
+system (a small tmpfs, mounted for the test) and a file-size limit. The unwritable folders
+themselves are shown on a server process that runs as an unprivileged user, as the systemd unit
+runs it.
 """
 
 from __future__ import annotations
@@ -384,6 +385,59 @@ def test_a_spool_append_cut_short_leaves_nothing_behind(
         "b",
     ]
     spool.close()
+
+
+#: Fills a spool under a file-size limit in a process of its own (the limit binds every file
+#: its process writes), then replays it and appends once more; prints what happened as JSON.
+FILE_SIZE_LIMITED = """
+import json, resource, sys
+from pathlib import Path
+from adserver.tracking.spool import Spool
+from tests.records import event
+
+limit = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+spool = Spool(Path(sys.argv[1]))
+spool.open()
+taken, refused = [], []
+for n in range(100):
+    group = [event(f"d{n}-{m}", "imp") for m in range(3)]
+    try:
+        spool.append(group)
+        taken += [r.decision_id for r in group]
+    except OSError as exc:
+        refused.append(exc.errno)
+depth = spool.depth()
+replayed = []
+spool.replay(lambda records: replayed.extend(r.decision_id for r in records))
+spool.append([event("after", "imp")])
+print(json.dumps(dict(taken=taken, refused=refused, depth=depth, replayed=replayed)))
+"""
+
+
+def test_a_spool_at_a_file_size_limit_refuses_whole_groups_and_recovers(tmp_path: Path) -> None:
+    """A disk-full case made by the kernel: past RLIMIT_FSIZE (a ulimit, as some hosts set)
+    a write fails with EFBIG. Each group is taken whole or not at all, every acknowledged one
+    reads back and replays, and once replayed the spool takes events again."""
+    limit = 8192
+    done = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMITED, str(tmp_path), str(limit)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert len(outcome["taken"]) > 10 and outcome["refused"], outcome
+    assert set(outcome["refused"]) == {errno.EFBIG}
+    # The group that crossed the limit was partly written, then cut back off: nothing of it
+    # counts or replays, and nothing after it was torn.
+    assert outcome["depth"] == len(outcome["taken"])
+    assert outcome["replayed"] == outcome["taken"]
+    [path] = tmp_path.glob("*.spool")
+    assert [json.loads(line)["decision_id"] for line in path.read_bytes().splitlines()] == ["after"]
 
 
 def test_a_tally_killed_midway_loses_and_doubles_nothing(engine: Engine) -> None:
