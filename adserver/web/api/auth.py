@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from adserver.accounts.principal import Principal, bearer_token
 from adserver.core.models import utcnow
+from adserver.core.switching import quick_switches
 from adserver.services.tokens import principal_for_token
 from adserver.web.common import error, runtime
 
@@ -23,7 +24,10 @@ async def authenticate(request: Request) -> Principal | Response:
     token = bearer_token(request.headers)
     if token is None:
         return unauthenticated(NO_TOKEN)
-    principal = await runtime(request).run_tx(lambda c: principal_for_token(c, token, now=utcnow()))
+    with quick_switches.during():
+        principal = await runtime(request).run_tx(
+            lambda c: principal_for_token(c, token, now=utcnow())
+        )
     if principal is None:
         return unauthenticated(BAD_TOKEN)
     return principal

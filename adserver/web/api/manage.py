@@ -4,8 +4,8 @@ contract's shape. Handlers stay thin: parse, call one service function, answer.
 
 A handler whose work is one service call is ``transacted``: the token check and the work run in
 one worker thread, in one transaction. Each trip to a worker thread and back waits for the
-event loop to hand over the GIL, up to the switch interval while decisions keep it busy, so a
-write answers sooner in one hop than in two."""
+event loop to hand over the GIL, so a write answers sooner in one hop than in two; and while
+any such work runs, the GIL changes hands at short intervals (``core.switching``)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from adserver.accounts.principal import Principal, bearer_token
 from adserver.core.models import utcnow
+from adserver.core.switching import quick_switches
 from adserver.services.common import Actor, M, Public, etag, expected_version, parse
 from adserver.services.errors import Conflict, Forbidden, NotFound, ServiceError
 from adserver.services.paging import Page
@@ -114,7 +115,8 @@ def transacted(auth: Auth = "admin") -> Callable[[SyncHandler], Endpoint]:
                         connection.commit()
                         return answer_to(exc)
 
-            return await asyncio.to_thread(run)
+            with quick_switches.during():
+                return await asyncio.to_thread(run)
 
         return endpoint
 
@@ -197,7 +199,8 @@ def if_match(request: Request) -> int | None:
 
 
 async def read(request: Request, work: Callable[[Connection], T]) -> T:
-    return await runtime(request).run_db(work)
+    with quick_switches.during():
+        return await runtime(request).run_db(work)
 
 
 async def write(request: Request, work: Callable[[Connection], T]) -> T:
@@ -208,7 +211,8 @@ async def write(request: Request, work: Callable[[Connection], T]) -> T:
         with engine.begin() as connection:
             return work(connection)
 
-    return await asyncio.to_thread(run)
+    with quick_switches.during():
+        return await asyncio.to_thread(run)
 
 
 def answer(item: Public, *, status: int = 200, location: str | None = None) -> Response:
