@@ -22,6 +22,7 @@ from adserver.web.guard import (
     DEFAULT_BODY_LIMIT,
     HEADERS_LIMIT,
     TARGET_LIMIT,
+    RequestGuard,
 )
 from adserver.web.serve import params
 from adserver.web.serve.params import (
@@ -306,6 +307,26 @@ def test_only_this_servers_names_are_answered(server: LiveServer) -> None:
         assert decide.status_code == 400
         for host in ("ads.example.com", "ADS.example.com:443", "localhost:8000", "[::1]:80"):
             assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+
+
+def test_a_repeated_host_header_is_judged_by_the_first_as_routes_read_it(tmp_path: Path) -> None:
+    """Starlette builds URLs from the first ``Host``: an allowed name after a foreign one must
+    not let the foreign one through."""
+    guard = RequestGuard(make_settings("sqlite://", 8000, tmp_path))
+
+    def scope(*hosts: bytes) -> dict[str, object]:
+        headers = [(b"host", host) for host in hosts]
+        return {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "query_string": b"",
+            "headers": headers,
+        }
+
+    refused = guard.check(scope(b"evil.example", b"127.0.0.1:8000"))
+    assert refused is not None and refused.status_code == 400
+    assert guard.check(scope(b"127.0.0.1:8000", b"evil.example")) is None
 
 
 def test_a_nodes_own_address_answers_health_checks(sqlite_url: str, tmp_path: Path) -> None:

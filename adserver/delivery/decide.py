@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from adserver.delivery import pagerules
 from adserver.delivery.render import NO_ANSWER, Answer
-from adserver.tracking.tokens import new_decision_id, raw_decision_id
+from adserver.tracking.tokens import decision_id_prefix, new_decision_id
 
 #: ``ctr`` rotation's prior: a creative is believed to get 1 click in ``CTR_PRIOR`` impressions
 #: until its own figures say otherwise.
@@ -140,6 +140,13 @@ class _Targets:
     keywords: bool
     devices: bool
     countries: bool
+    #: Any of them: when none, every reader context shares one memo entry.
+    any: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "any", self.paths or self.keywords or self.devices or self.countries
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,12 +322,14 @@ MEMO_LIMIT = 256
 class ReaderContext:
     """The request, with the site-local time worked out only if day or hour targeting asks."""
 
-    __slots__ = ("_local", "request", "zone")
+    __slots__ = ("_local", "prefix", "request", "zone")
 
     def __init__(self, request: DecideRequest, zone: ZoneInfo) -> None:
         self.request = request
         self.zone = zone
         self._local: datetime | None = None
+        #: The time bytes every decision id of this request starts with.
+        self.prefix = decision_id_prefix(request.now)
 
     def local(self) -> datetime:
         if self._local is None:
@@ -397,40 +406,62 @@ def _decide_page(
         page.show(request.shown, site.campaigns)
     if site.roadblocks:
         _place_roadblocks(site, wants, context, rng, page, decisions, notes)
-    # A slot a roadblock took needs no tiers (nor the memo's look-up).
-    tiers = [() if decisions[want[0]] is not None else _tiers(want, context) for want in wants]
+        # A slot a roadblock took needs no tiers (nor the memo's look-up).
+        tiers = [() if decisions[want[0]] is not None else _tiers(want, context) for want in wants]
+    else:
+        tiers = [_tiers(want, context) for want in wants]
     # (rank, slot's index, tier's position): sorted, so ranks go first and slots in the order
     # asked; a slot its tier could not fill comes back at its next tier's rank.
     queue = [(found[0].rank, index, 0) for index, found in enumerate(tiers) if found]
     queue.sort()
     with_history = bool(request.frequency)
+    # ``page.admits`` and ``page.take``, inline: this loop runs for every slot of every page.
     ids = page.ids
-    now = request.now
+    labels = page.labels
+    prefix = context.prefix
+    getrandbits = rng.getrandbits
     at = 0
     while at < len(queue):
         _, index, position = queue[at]
         at += 1
-        name, slot, _ = wants[index]
+        want = wants[index]
         tier = tiers[index][position]
         decision = None
         if notes is None and not (tier.always_checked or (with_history and tier.capped)):
             # The usual case, inline: one draw from the tier, kept if the page admits it
             # (``_try_tier`` draws again otherwise, which keeps every chance exact).
             pairs = tier.pairs
-            campaign, fitting = pairs[0] if len(pairs) == 1 else _draw(pairs, tier.cumulative, rng)
-            if (campaign.id not in ids and not campaign.labels) or page.admits(campaign):
+            if len(pairs) == 1:
+                campaign, fitting = pairs[0]
+            else:
+                cumulative = tier.cumulative
+                total = cumulative[-1]
+                if total > 0:
+                    found = bisect.bisect_right(cumulative, rng.random() * total)
+                    campaign, fitting = pairs[found if found < len(pairs) else -1]
+                else:
+                    campaign, fitting = rng.choice(pairs)
+            own = campaign.id
+            if own in ids:
+                admitted = campaign.repeats
+            elif not labels or not campaign.labels:
+                admitted = True
+            else:
+                admitted = all(labels.get(label, own) == own for label in campaign.labels)
+            if admitted:
                 creative = fitting[0] if len(fitting) == 1 else _rotate(campaign, fitting, rng)
-                raw_id = raw_decision_id(now, rng.getrandbits(56))
-                decision = Decision(raw_id, slot, campaign, creative)
+                decision = Decision(
+                    prefix + getrandbits(56).to_bytes(7, "big"), want[1], campaign, creative
+                )
         if decision is None:
-            slot_notes = None if notes is None else notes.setdefault(name, {})
-            decision = _try_tier(slot, tier, context, rng, page, slot_notes, with_history)
+            slot_notes = None if notes is None else notes.setdefault(want[0], {})
+            decision = _try_tier(want[1], tier, context, rng, page, slot_notes, with_history)
         if decision is not None:
-            decisions[name] = decision
+            decisions[want[0]] = decision
             campaign = decision.campaign
             ids.add(campaign.id)
-            if campaign.labels:
-                page.take(campaign)
+            for label in campaign.labels:
+                labels.setdefault(label, campaign.id)
         elif position + 1 < len(tiers[index]):
             bisect.insort(queue, (tiers[index][position + 1].rank, index, position + 1), lo=at)
 
@@ -443,11 +474,16 @@ def _tiers(want: _Want, context: ReaderContext) -> tuple[_TierInContext, ...]:
         return _in_context(slot, context, _fitting_tiers(slot.tiers, _sizes(want))).tiers
     request = context.request
     # Only what some campaign of the slot targets tells one reader's context from another's.
+    targets = slot.targets
     key = (
-        request.path if slot.targets.paths else None,
-        request.keywords if slot.targets.keywords else None,
-        request.device if slot.targets.devices else None,
-        request.country if slot.targets.countries else None,
+        (
+            request.path if targets.paths else None,
+            request.keywords if targets.keywords else None,
+            request.device if targets.devices else None,
+            request.country if targets.countries else None,
+        )
+        if targets.any
+        else None
     )
     admitted = slot.seen.get(key)
     if admitted is None or not admitted.opens <= request.now < admitted.closes:
@@ -488,7 +524,7 @@ def _try_tier(
             if not pair[0].residual or _passes_residual(pair[0], context, rng)
         ]
         cumulative = None
-    now = context.request.now
+    prefix = context.prefix
     if page is not None and not (
         page.ids.isdisjoint(tier.ids) and (not page.labels or tier.labels.isdisjoint(page.labels))
     ):
@@ -498,22 +534,32 @@ def _try_tier(
             # (p / (1 - q) either way), and the usual draw needs no new list.
             pair = pairs[0] if len(pairs) == 1 else _draw(pairs, cumulative, rng)
             if page.admits(pair[0]):
-                return _choose(slot, pair, now, rng)
-        kept = []
-        for pair in pairs:
-            if page.admits(pair[0]):
-                kept.append(pair)
-            elif notes is not None:
-                notes[pair[0].id] = "page_rule"
-        pairs = kept
+                return _choose(slot, pair, prefix, rng)
+        if notes is None:
+            # ``page.admits`` asked only of the campaigns a page rule may turn away.
+            ids, labels = page.ids, page.labels
+            pairs = [
+                pair
+                for pair in pairs
+                if (pair[0].id not in ids and (not labels or not pair[0].labels))
+                or page.admits(pair[0])
+            ]
+        else:
+            kept = []
+            for pair in pairs:
+                if page.admits(pair[0]):
+                    kept.append(pair)
+                else:
+                    notes[pair[0].id] = "page_rule"
+            pairs = kept
         cumulative = None
     if not pairs:
         return None
     if len(pairs) == 1:
-        return _choose(slot, pairs[0], now, rng)
+        return _choose(slot, pairs[0], prefix, rng)
     if cumulative is None:
         cumulative = _running(c.weight for c, _ in pairs)
-    return _choose(slot, _draw(pairs, cumulative, rng), now, rng)
+    return _choose(slot, _draw(pairs, cumulative, rng), prefix, rng)
 
 
 def _place_roadblocks(
@@ -531,12 +577,18 @@ def _place_roadblocks(
     now = request.now
     candidates: list[tuple[CampaignSpec, list[tuple[_Want, tuple[CreativeSpec, ...]]]]] = []
     for campaign, fitting_by_slot in site.roadblocks:
+        if not campaign.opens <= now < campaign.closes:
+            continue
         mine = [want for want in wants if want[0] in fitting_by_slot]
-        if not mine or not campaign.opens <= now < campaign.closes:
+        if not mine:
             continue
         if campaign.targeting.constrained and not _targeted_here(campaign.targeting, context):
             continue
-        reason = pagerules.roadblock_refusal(campaign, request.shown, page)
+        # ``pagerules.roadblock_refusal``, which a page with nothing on it yet always passes.
+        if request.shown is not None or page.ids:
+            reason = pagerules.roadblock_refusal(campaign, request.shown, page)
+        else:
+            reason = None
         # One the page shows already is not throttled or capped again halfway down the page.
         if reason is None and campaign.residual and campaign.id not in (request.shown or ()):
             reason = _residual_reason(campaign, context, rng)
@@ -567,10 +619,12 @@ def _place_roadblocks(
             pick = _draw(candidates, _running(c.weight for c, _ in candidates), rng)
         campaign, placed = pick
         for want, creatives in placed:
-            creative = _rotate(campaign, creatives, rng)
-            raw_id = raw_decision_id(now, rng.getrandbits(56))
+            creative = creatives[0] if len(creatives) == 1 else _rotate(campaign, creatives, rng)
+            raw_id = context.prefix + rng.getrandbits(56).to_bytes(7, "big")
             decisions[want[0]] = Decision(raw_id, want[1], campaign, creative)
         page.take(campaign)
+        if len(candidates) == 1:
+            break
         taken = {want[0] for want, _ in placed}
         rest = []
         for other in candidates:
@@ -618,10 +672,10 @@ def _in_context(slot: SlotSpec, context: ReaderContext, fitting: tuple[Tier, ...
     return _InContext(opens, closes, tuple(tiers))
 
 
-def _choose(slot: SlotSpec, pair: Pair, now: float, rng: random.Random) -> Decision:
+def _choose(slot: SlotSpec, pair: Pair, prefix: bytes, rng: random.Random) -> Decision:
     campaign, fitting = pair
     creative = _rotate(campaign, fitting, rng)
-    return Decision(raw_decision_id(now, rng.getrandbits(56)), slot, campaign, creative)
+    return Decision(prefix + rng.getrandbits(56).to_bytes(7, "big"), slot, campaign, creative)
 
 
 def allowed_sizes(slot_sizes: tuple[str, ...], asked: tuple[str, ...]) -> tuple[str, ...]:

@@ -98,12 +98,15 @@ class RequestGuard:
         length: bytes | None = None
         chunked = False
         size = 0
+        # The first Host and Content-Length, as the routes read them.
         for name, value in scope["headers"]:
             size += len(name) + len(value)
             if name == b"host":
-                host = value
+                if host is None:
+                    host = value
             elif name == b"content-length":
-                length = value
+                if length is None:
+                    length = value
             elif name == b"transfer-encoding":
                 chunked = True
         if size > HEADERS_LIMIT:

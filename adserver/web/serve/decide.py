@@ -69,11 +69,12 @@ async def decide_endpoint(request: Request) -> Response:
             decisions[name] = orjson.Fragment(decision_json(svc.signer, site, decision, int(now)))
             served.append((decision.slot.id, decision.campaign.id, decision.creative.id))
     hour = svc.hours.hour(now, site.timezone, site.id)
-    svc.counters.count(hour, site.id, served)
+    slots = tuple(served)
+    svc.counters.count(hour, site.id, slots)
     svc.audience.record(
         hour,
         site.id,
-        tuple([entry[0] for entry in served]),
+        tuple([entry[0] for entry in slots]),
         engine_request.device,
         engine_request.country,
         engine_request.path,
