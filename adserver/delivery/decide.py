@@ -209,6 +209,11 @@ class SiteSpec:
     roadblocks: tuple[tuple[CampaignSpec, Mapping[str, tuple[CreativeSpec, ...]]], ...] = field(
         init=False, repr=False, compare=False
     )
+    #: A page's list of slots -> the site's answer to it (``_resolve``): every reader of a page
+    #: asks for the same slots, so their names are looked up once.
+    asked: dict[tuple[SlotRequest, ...], _Asked] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         campaigns: dict[int, CampaignSpec] = {}
@@ -238,8 +243,9 @@ class Snapshot:
         return cls(version=-1, sites={}, creatives={})
 
 
-@dataclass(frozen=True, slots=True)
-class SlotRequest:
+class SlotRequest(NamedTuple):
+    """One slot a page asks for; a named tuple, so a page's list of them hashes in C."""
+
     name: str
     #: Sizes the page allows for this slot; None means the slot's own sizes.
     sizes: tuple[str, ...] | None = None
@@ -346,18 +352,15 @@ def decide(
     if site is None:
         raise UnknownSite(request.site)
     context = ReaderContext(request, site.timezone)
-    decisions: dict[str, Decision | None] = {}
-    errors: list[str] = []
-    wants: list[_Want] = []
-    for wanted in request.slots:
-        if wanted.name in decisions:
-            continue
-        decisions[wanted.name] = None
-        slot = site.slots.get(wanted.name)
-        if slot is None:
-            errors.append(f"unknown slot {wanted.name!r}")
-            continue
-        wants.append((wanted.name, slot, wanted.sizes))
+    asked = site.asked.get(request.slots)
+    if asked is None:
+        asked = _resolve(site, request.slots)
+        if len(site.asked) >= MEMO_LIMIT:
+            site.asked.clear()
+        site.asked[request.slots] = asked
+    names, wants, unknown = asked
+    decisions: dict[str, Decision | None] = dict.fromkeys(names)
+    errors = list(unknown)
     if explain:
         notes: dict[str, dict[int, str]] = {}
         _decide_page(site, wants, context, rng, decisions, notes)
@@ -372,6 +375,25 @@ def decide(
 #: One requested slot: its name, its spec, and the sizes the page asked for (None for the
 #: slot's own, which its memo covers).
 _Want = tuple[str, SlotSpec, tuple[str, ...] | None]
+#: A page's slots as a site sees them: every name asked (once each, in order), the slots it
+#: has, and an error for each it has not.
+_Asked = tuple[tuple[str, ...], tuple[_Want, ...], tuple[str, ...]]
+
+
+def _resolve(site: SiteSpec, slots: tuple[SlotRequest, ...]) -> _Asked:
+    names: dict[str, None] = {}
+    wants: list[_Want] = []
+    errors: list[str] = []
+    for wanted in slots:
+        if wanted.name in names:
+            continue
+        names[wanted.name] = None
+        slot = site.slots.get(wanted.name)
+        if slot is None:
+            errors.append(f"unknown slot {wanted.name!r}")
+            continue
+        wants.append((wanted.name, slot, wanted.sizes))
+    return tuple(names), tuple(wants), tuple(errors)
 
 
 def _sizes(want: _Want) -> tuple[str, ...]:
@@ -392,7 +414,7 @@ def _decide_alone(want: _Want, context: ReaderContext, rng: random.Random) -> De
 
 def _decide_page(
     site: SiteSpec,
-    wants: list[_Want],
+    wants: Sequence[_Want],
     context: ReaderContext,
     rng: random.Random,
     decisions: dict[str, Decision | None],
@@ -564,7 +586,7 @@ def _try_tier(
 
 def _place_roadblocks(
     site: SiteSpec,
-    wants: list[_Want],
+    wants: Sequence[_Want],
     context: ReaderContext,
     rng: random.Random,
     page: pagerules.Page,

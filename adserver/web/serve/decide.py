@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from operator import itemgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +29,8 @@ from adserver.web.serve.params import (
 )
 
 NO_STORE = {"Cache-Control": "no-store"}
+#: A served entry's slot id (in C: a comprehension makes a function object per call).
+_SLOT_ID = itemgetter(0)
 NO_STORE_RAW = (b"cache-control", b"no-store")
 #: Errors that reveal nothing about a site are readable from any page, so the tag can log them.
 OPEN_CORS = {"Access-Control-Allow-Origin": "*"}
@@ -74,7 +77,7 @@ async def decide_endpoint(request: Request) -> Response:
     svc.audience.record(
         hour,
         site.id,
-        tuple([entry[0] for entry in slots]),
+        tuple(map(_SLOT_ID, slots)),
         engine_request.device,
         engine_request.country,
         engine_request.path,
