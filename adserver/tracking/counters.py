@@ -33,8 +33,8 @@ class DeliveryCounters:
         self._engine = engine
         #: Told (filled, empty) slot decisions at each flush: the metrics, off the request path.
         self._observer = observer
-        #: One (hour, site, its slots' ``Served``) per request; no creative: None, None.
-        self._pending: list[tuple[int, int, tuple[Served, ...]]] = []
+        #: One (hour, site, slot, campaign, creative) per slot asked; no creative: None, None.
+        self._pending: list[tuple[int, int, int, int | None, int | None]] = []
         self._lock = threading.Lock()
         #: Sums a failed flush keeps for the next one; only ``flush`` touches them.
         self._requests: Counter[Key] = Counter()
@@ -42,13 +42,15 @@ class DeliveryCounters:
         self._flushing = threading.Lock()
 
     def count(self, hour: int, site_id: int, slots: Sequence[Served]) -> None:
-        """The slots of one request, each with what it got. A request only appends its own
-        tuple: the sums are made by ``flush``, off the request path. Tuples of numbers, which
-        the garbage collector stops tracking, so a flush interval's worth of them does not bring
-        on full collections (``tuple`` of a tuple is the same object, no copy)."""
-        slots = tuple(slots)
+        """The slots of one request, each with what it got. A request only appends one key per
+        slot: the sums are made by ``flush``, off the request path. Keys are tuples of numbers,
+        which the garbage collector stops tracking, so they do not bring on full collections."""
+        keys = [
+            (hour, site_id, slot_id, campaign_id, creative_id)
+            for slot_id, campaign_id, creative_id in slots
+        ]
         with self._lock:
-            self._pending.append((hour, site_id, slots))
+            self._pending.extend(keys)
 
     def flush(self) -> None:
         """Write what has been counted; on failure keep it for the next flush."""
@@ -59,13 +61,12 @@ class DeliveryCounters:
             asked = filled = 0
             # Counted in C first (one flush sums tens of thousands of keys while requests wait
             # for the GIL), then each distinct key once.
-            for (hour, site_id, slots), n in Counter(pending).items():
-                for slot_id, campaign_id, creative_id in slots:
-                    asked += n
-                    requests[(hour, site_id, slot_id, 0, 0)] += n
-                    if campaign_id is not None and creative_id is not None:
-                        filled += n
-                        served[(hour, site_id, slot_id, campaign_id, creative_id)] += n
+            for (hour, site_id, slot_id, campaign_id, creative_id), n in Counter(pending).items():
+                asked += n
+                requests[(hour, site_id, slot_id, 0, 0)] += n
+                if campaign_id is not None and creative_id is not None:
+                    filled += n
+                    served[(hour, site_id, slot_id, campaign_id, creative_id)] += n
             if self._observer is not None and asked:
                 self._observer(filled, asked - filled)
             rows = [(*key, n, 0, *_TALLIED_ZEROS) for key, n in requests.items()]

@@ -72,12 +72,11 @@ async def decide_endpoint(request: Request) -> Response:
             decisions[name] = orjson.Fragment(decision_json(svc.signer, site, decision, int(now)))
             served.append((decision.slot.id, decision.campaign.id, decision.creative.id))
     hour = svc.hours.hour(now, site.timezone, site.id)
-    slots = tuple(served)
-    svc.counters.count(hour, site.id, slots)
+    svc.counters.count(hour, site.id, served)
     svc.audience.record(
         hour,
         site.id,
-        tuple(map(_SLOT_ID, slots)),
+        tuple(map(_SLOT_ID, served)),
         engine_request.device,
         engine_request.country,
         engine_request.path,
