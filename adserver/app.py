@@ -113,7 +113,7 @@ def create_app(settings: Settings) -> AdServer:
         refreshers = [
             Periodic("inventory", settings.inventory_poll_interval, runtime.inventory.refresh),
             Periodic("counters", settings.counter_flush_interval, runtime.counters.flush),
-            Periodic("audience", settings.counter_flush_interval, runtime.audience.flush),
+            Periodic("audience", settings.counter_flush_interval, runtime.audience.tick),
         ]
         for refresher in refreshers:
             refresher.start()

@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session
 
 from adserver.core.db import make_engine, migrate
 from adserver.core.models import AudienceDay, AudienceSample, Slot, table
-from adserver.delivery.audience import SAMPLE_EVERY, Audience
+from adserver.delivery.audience import SAMPLE_EVERY, SAMPLE_WRITE_EVERY, Audience
 from adserver.delivery.forecast import ForecastError, forecast
 from adserver.services.tokens import create_api_token
 from tests.conftest import LiveServer
@@ -242,6 +242,37 @@ def test_the_audience_aggregates_are_kept_by_day_and_never_per_reader(engine: En
         sample = connection.execute(table(AudienceSample).select()).first()
     assert [(r.device, r.country, r.requests) for r in rows] == [("mobile", "", 300 * SAMPLE_EVERY)]
     assert sample is not None and len(sample.samples) == 200
+
+
+def test_the_periodic_flush_adds_counts_every_time_and_writes_samples_now_and_then(
+    engine: Engine,
+) -> None:
+    ids = record_history(engine)
+    audience = Audience(engine, lambda site_id: ZONE, random.Random(1))
+    hour = int(datetime.combine(HELD_OUT, time(23), ZONE).timestamp())
+
+    def written() -> tuple[int, list[str]]:
+        with engine.connect() as connection:
+            days, samples = table(AudienceDay), table(AudienceSample)
+            requests = connection.execute(
+                select(func.sum(days.c.requests)).where(days.c.day == HELD_OUT.isoformat())
+            ).scalar()
+            pages = connection.execute(
+                select(samples.c.samples).where(samples.c.slot_id == ids["top"])
+            ).scalar()
+            return int(requests or 0), sorted(page[0] for page in pages or [])
+
+    _, history = written()
+    for tick in range(1, SAMPLE_WRITE_EVERY + 1):
+        for n in range(SAMPLE_EVERY):
+            path = f"/tick/{tick}/{n}"
+            audience.record(hour, ids["site"], (ids["top"],), "mobile", None, path, frozenset())
+        audience.tick()
+        requests, pages = written()
+        assert requests == tick * SAMPLE_EVERY
+        if tick < SAMPLE_WRITE_EVERY:
+            assert pages == history
+    assert len(pages) == SAMPLE_WRITE_EVERY and all(p.startswith("/tick/") for p in pages)
 
 
 # --- GET /v1/forecast ---------------------------------------------------------------------------

@@ -26,9 +26,12 @@ log = logging.getLogger(__name__)
 
 #: Pages kept per slot for path and keyword targeting.
 SAMPLE_SIZE = 200
-#: One request in this many is offered to the sample: a sample needs no more, and the flush
-#: then costs the server's threads next to nothing.
-SAMPLE_EVERY = 16
+#: One request in this many is offered to the sample: a sample needs no more (at a hundred
+#: requests a second a site's slots fill theirs in about two minutes), and the flush then holds
+#: the GIL for a few milliseconds where one in 16 kept it for tens.
+SAMPLE_EVERY = 64
+#: The periodic flush writes the samples one time in this many (once a minute at 5 s).
+SAMPLE_WRITE_EVERY = 12
 #: (local day, site id, slot id, device, country)
 DayKey = tuple[str, int, int, str, str]
 
@@ -50,6 +53,9 @@ class Audience:
         #: Sums a failed flush keeps for the next one.
         self._days: Counter[DayKey] = Counter()
         self._samples: dict[tuple[int, int], list[list[object]]] = {}
+        #: Slots whose sample changed since it was last written.
+        self._touched: set[tuple[int, int]] = set()
+        self._ticks = 0
         self._seen: Counter[tuple[int, int]] = Counter()
 
     def record(
@@ -71,21 +77,30 @@ class Audience:
             if not self._requests % SAMPLE_EVERY:
                 self._pages.append((site_id, slot_ids, path, keywords))
 
-    def flush(self) -> None:
-        """Add what was recorded to ``audience_day`` and write the slots' samples."""
+    def tick(self) -> None:
+        """The periodic flush: the counts every time, the samples every ``SAMPLE_WRITE_EVERY``-th
+        (a sample is 200 pages per slot: written every few seconds, it held the GIL for tens of
+        milliseconds each time, a stall every decide in flight felt)."""
+        self._ticks += 1
+        self.flush(samples=not self._ticks % SAMPLE_WRITE_EVERY)
+
+    def flush(self, *, samples: bool = True) -> None:
+        """Add what was recorded to ``audience_day``, and with ``samples`` write the samples
+        that changed since they were last written."""
         with self._flushing:
             with self._lock:
                 pending, self._pending = self._pending, []
                 pages, self._pages = self._pages, []
             self._count(pending)
-            touched = self._sample(pages)
+            self._touched |= self._sample(pages)
+            touched = self._touched if samples else set()
             if not self._days and not touched:
                 return
             rows = [
                 {"day": d, "site_id": s, "slot_id": sl, "device": dv, "country": c, "requests": n}
                 for (d, s, sl, dv, c), n in self._days.items()
             ]
-            samples = [
+            sample_rows = [
                 {"site_id": site, "slot_id": slot, "samples": self._samples[(site, slot)]}
                 for site, slot in touched
             ]
@@ -102,16 +117,18 @@ class Audience:
                             ),
                             rows,
                         )
-                    if samples:
+                    if sample_rows:
                         statement = insert(table(AudienceSample))
                         connection.execute(
                             statement.on_conflict_do_update(
                                 index_elements=["site_id", "slot_id"],
                                 set_={"samples": statement.excluded.samples},
                             ),
-                            samples,
+                            sample_rows,
                         )
                 self._days.clear()
+                if samples:
+                    self._touched = set()
             except Exception:
                 log.exception("could not write audience figures; keeping them for the next flush")
 
