@@ -15,11 +15,8 @@ from adserver.delivery import inventory
 from tests.conftest import bound_socket, make_settings, postgres_database, start_server
 from tests.factories import (
     api_client,
-    b64,
-    created,
     inventory_through_api,
     make_creative,
-    png,
     token,
 )
 from tests.processes import AdserverProcess, adserver_env
@@ -99,44 +96,10 @@ def test_a_new_slot_with_a_campaign_serves_within_2_s_while_a_full_rebuild_rests
         monkeypatch.undo()
         try:
             with api_client(server, bearer) as admin:
-                site = {"key": "news", "name": "News", "domains": ["127.0.0.1"]}
-                created(admin.post("/v1/manage/sites", json=site))
                 started = time.monotonic()
-                slot = created(
-                    admin.post(
-                        "/v1/manage/slots",
-                        json={"site": "news", "name": "top", "sizes": ["728x90"]},
-                    )
-                )
-                advertiser = created(admin.post("/v1/manage/advertisers", json={"name": "Acme"}))
-                campaign = created(
-                    admin.post(
-                        "/v1/manage/campaigns",
-                        json={
-                            "advertiser": advertiser["id"],
-                            "name": "Launch",
-                            "status": "active",
-                            "starts_at": "2020-01-01T00:00:00",
-                            "slots": [slot["id"]],
-                        },
-                    )
-                )
-                created(
-                    admin.post(
-                        "/v1/manage/creatives",
-                        json={
-                            "campaign": campaign["id"],
-                            "name": "Banner",
-                            "kind": "image",
-                            "width": 728,
-                            "height": 90,
-                            "click_url": "https://acme.example/launch",
-                            "image": b64(png(728, 90)),
-                        },
-                    )
-                )
+                ids = inventory_through_api(admin)
                 wait_for(
-                    lambda: (d := decision(server.url)) and d["campaign"] == campaign["id"],
+                    lambda: (d := decision(server.url)) and d["campaign"] == ids["campaign"],
                     "the new slot's campaign",
                     seconds=2,
                 )
