@@ -108,11 +108,18 @@ def test_an_oversized_decide_body_is_refused_before_it_is_read(server: LiveServe
         assert big.status_code == 413 and "larger than" in big.json()["error"]
         beacon = client.post("/v1/imp/TOKEN", content=b"x" * 4096)
         assert beacon.status_code == 413
-        # Every other route takes 1 MB: past it, refused before the route (or its sign-in
-        # check) runs; up to it, the route answers for itself.
+        # Every other route takes 1 MB: past it, refused from the headers before the route (or
+        # its sign-in check) runs; up to it, the route answers for itself. A refused body that
+        # large closes the connection, so a client still sending may see it reset before it
+        # reads the 413: sent here as headers and the body's first bytes.
         for path in ("/v1/manage/creatives", "/login", "/admin/creatives/new"):
-            refused = client.post(path, content=b"x" * (DEFAULT_BODY_LIMIT + 1))
-            assert refused.status_code == 413, path
+            refused = raw_request(
+                server,
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Length: {DEFAULT_BODY_LIMIT + 1}\r\n\r\n".encode()
+                + b"x" * 4096,
+            )
+            assert refused.startswith(b"HTTP/1.1 413 "), path
         within = client.post("/v1/manage/creatives", content=b"x" * DEFAULT_BODY_LIMIT)
         assert within.status_code == 401
 
