@@ -450,8 +450,8 @@ def _decide_page(
         tier = tiers[index][position]
         decision = None
         if notes is None and not (tier.always_checked or (with_history and tier.capped)):
-            # The usual case, inline: one draw from the tier, kept if the page admits it
-            # (``_try_tier`` draws again otherwise, which keeps every chance exact).
+            # The usual case, inline (``_draw`` written out): one draw from the tier, kept if the
+            # page admits it (``_try_tier`` draws again otherwise, which keeps every chance exact).
             pairs = tier.pairs
             if len(pairs) == 1:
                 campaign, fitting = pairs[0]
@@ -557,23 +557,13 @@ def _try_tier(
             pair = pairs[0] if len(pairs) == 1 else _draw(pairs, cumulative, rng)
             if page.admits(pair[0]):
                 return _choose(slot, pair, prefix, rng)
-        if notes is None:
-            # ``page.admits`` asked only of the campaigns a page rule may turn away.
-            ids, labels = page.ids, page.labels
-            pairs = [
-                pair
-                for pair in pairs
-                if (pair[0].id not in ids and (not labels or not pair[0].labels))
-                or page.admits(pair[0])
-            ]
-        else:
-            kept = []
-            for pair in pairs:
-                if page.admits(pair[0]):
-                    kept.append(pair)
-                else:
-                    notes[pair[0].id] = "page_rule"
-            pairs = kept
+        kept = []
+        for pair in pairs:
+            if page.admits(pair[0]):
+                kept.append(pair)
+            elif notes is not None:
+                notes[pair[0].id] = "page_rule"
+        pairs = kept
         cumulative = None
     if not pairs:
         return None
