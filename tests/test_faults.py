@@ -62,7 +62,12 @@ def serving(database: Path, spool_dir: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
-    path = tmp_path / "db" / "adserver.db"
+    return seeded_database(tmp_path)
+
+
+def seeded_database(home: Path) -> Path:
+    """A migrated SQLite database with the three-slot site, in its own folder ``home/db``."""
+    path = home / "db" / "adserver.db"
     path.parent.mkdir()
     migrate(f"sqlite:///{path}")
     engine = make_engine(f"sqlite:///{path}")
@@ -171,12 +176,7 @@ def server_home() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="adserver-faults-") as name:
         home = Path(name)
         home.chmod(0o755)
-        database = home / "db" / "adserver.db"
-        database.parent.mkdir()
-        migrate(f"sqlite:///{database}")
-        engine = make_engine(f"sqlite:///{database}")
-        three_slot_site(engine)
-        engine.dispose()
+        database = seeded_database(home)
         give_to_server(database.parent)
         try:
             yield home
