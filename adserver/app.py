@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,10 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from adserver.config import Settings
 from adserver.core.db import make_engine, schema_state
-from adserver.core.heap import long_lived
 from adserver.core.periodic import Periodic
 from adserver.core.resources import PACKAGE_DIR, resource_dir
-from adserver.delivery.inventory import Inventory
 from adserver.jobs.registry import default_jobs
 from adserver.jobs.scheduler import JobScheduler
 from adserver.runtime import Runtime
@@ -84,20 +82,6 @@ class AdServer(Starlette):
         await response(scope, receive, send)
 
 
-def refresh_inventory(inventory: Inventory) -> Callable[[], None]:
-    """The inventory refresher's work: bring the snapshot up to date, and freeze a new full
-    snapshot once it is published (``core.heap``); a patch's few new objects are left to the
-    collector."""
-
-    def refresh() -> None:
-        rebuilds = inventory.rebuilds
-        inventory.refresh()
-        if inventory.rebuilds != rebuilds:
-            long_lived.settle()
-
-    return refresh
-
-
 def create_app(settings: Settings) -> AdServer:
     """The adserver application; nothing touches the database until the lifespan starts."""
     settings.require_secret()
@@ -121,15 +105,13 @@ def create_app(settings: Settings) -> AdServer:
         # What start-up made (modules, metadata, the first snapshot) lives as long as the
         # process: out of the collector's sight, a full collection scans a fraction of the heap
         # (88 ms -> a few ms with 1,000 campaigns), a pause every request in flight would feel.
-        # Each later full snapshot is frozen once it is published, for the same reason.
-        long_lived.settle_all()
+        gc.collect()
+        gc.freeze()
         thresholds = gc.get_threshold()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
         runtime.writer.start()
         refreshers = [
-            Periodic(
-                "inventory", settings.inventory_poll_interval, refresh_inventory(runtime.inventory)
-            ),
+            Periodic("inventory", settings.inventory_poll_interval, runtime.inventory.refresh),
             Periodic("counters", settings.counter_flush_interval, runtime.counters.flush),
             Periodic("audience", settings.counter_flush_interval, runtime.audience.tick),
         ]
@@ -151,8 +133,7 @@ def create_app(settings: Settings) -> AdServer:
             await asyncio.to_thread(runtime.audience.flush)
             await asyncio.to_thread(runtime.writer.stop)
             engine.dispose()
-            # What start-up made may be garbage now (several apps in one process).
-            long_lived.release()
+            gc.unfreeze()  # what start-up made may be garbage now (several apps in one process)
             gc.set_threshold(*thresholds)
 
     return AdServer(
