@@ -4,6 +4,7 @@ rebuilds."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,14 @@ from sqlalchemy import Engine, insert, select
 
 from adserver.core.db import bump_inventory_version, make_engine, migrate
 from adserver.core.models import CampaignDelivery, Change, table
-from adserver.delivery.decide import Snapshot
+from adserver.delivery.decide import (
+    CampaignSpec,
+    CreativeSpec,
+    SiteSpec,
+    SlotSpec,
+    Snapshot,
+    Targeting,
+)
 from adserver.delivery.incremental import MAX_CHANGES
 from adserver.delivery.inventory import Inventory, build_snapshot
 from adserver.services import campaigns, creatives, history, sites, slots
@@ -295,6 +303,43 @@ def test_other_changes_still_rebuild_everything(engine: Engine) -> None:
     assert (held.rebuilds, held.patches) == (3, 0)
     assert held.current.sites["blog"] is not blog
     assert shape(held.current) == full(engine)
+
+
+def test_a_replaced_snapshot_is_freed_without_the_collector(engine: Engine) -> None:
+    """Start-up freezes its snapshot out of the collector's sight (``app``): a snapshot held
+    in a reference cycle would stay in memory for good once a rebuild or a patch replaced it.
+    With the collector off, neither leaves a snapshot's part for it to find."""
+    with engine.begin() as c:
+        make_site(c, key="news")
+        top = make_slot(c, site="news", name="top")
+        campaign = make_campaign(c, slots=[top.id], targeting={"keywords": ["travel"]})
+        make_creative(c, campaign=campaign.id)
+    gc.collect()
+    gc.disable()
+    try:
+        held = inventory(engine)
+        held.rebuild()
+        with engine.begin() as c:
+            campaigns.update_campaign(
+                c,
+                campaign_id=campaign.id,
+                data=CampaignUpdate(weight=7),
+                expected_version=None,
+                actor=SYSTEM,
+                now=NOW,
+            )
+        held.refresh()
+        assert held.patches == 1
+        held.rebuild()
+        del held
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        parts = (Snapshot, SiteSpec, SlotSpec, CampaignSpec, CreativeSpec, Targeting)
+        assert [o for o in gc.garbage if isinstance(o, parts)] == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
 
 
 @pytest.mark.postgres
