@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -216,9 +217,26 @@ def test_a_roadblock_beats_a_sponsorship_and_blocks_its_rival_label() -> None:
 LABELS = ("bank", "car", "bikes")
 
 
+#: Times around the scenarios' flight bounds (NOW - DAY, NOW - HOUR, NOW + HOUR, NOW + DAY).
+MOMENTS = (NOW - 2 * DAY, NOW - DAY, NOW - HOUR / 2, NOW, NOW + HOUR, NOW + 2 * DAY)
+#: Other readers of the page, or of other pages of the site (other slots asked).
+CONTEXTS = st.fixed_dictionaries(
+    {
+        "path": st.sampled_from(("/news/a", "/about")),
+        "device": st.sampled_from(("desktop", "mobile", None)),
+    },
+    optional={
+        "slots": st.lists(st.sampled_from(PAGE), min_size=1, max_size=3, unique=True).map(
+            lambda names: tuple(SlotRequest(name) for name in names)
+        ),
+    },
+)
+
+
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[Snapshot, DecideRequest, int]:
-    """A random 3-slot site and a random request to it."""
+def scenarios(draw: st.DrawFn) -> tuple[Callable[[], Snapshot], DecideRequest, int]:
+    """A random 3-slot site (a function building it afresh, with nothing remembered yet) and
+    a random request to it."""
     campaigns = []
     for n in range(1, draw(st.integers(1, 9)) + 1):
         tier = draw(st.sampled_from(list(TIER_RANK)))
@@ -247,10 +265,16 @@ def scenarios(draw: st.DrawFn) -> tuple[Snapshot, DecideRequest, int]:
         )
     assigned = {c.id: draw(st.sets(st.sampled_from(PAGE), min_size=1)) for c in campaigns}
     sizes = {"top": ("728x90",), "side": ("300x250",), "below": ("728x90", "300x250")}
-    slots = []
-    for number, name in enumerate(PAGE, start=1):
-        mine = [c for c in campaigns if name in assigned[c.id]]
-        slots.append(slot(*mine, name=name, sizes=sizes[name], slot_id=number))
+    booked = [[c for c in campaigns if name in assigned[c.id]] for name in PAGE]
+
+    def build() -> Snapshot:
+        return snapshot(
+            *(
+                slot(*mine, name=name, sizes=sizes[name], slot_id=number)
+                for number, (name, mine) in enumerate(zip(PAGE, booked, strict=True), start=1)
+            )
+        )
+
     asked = draw(st.lists(st.sampled_from(PAGE), min_size=1, max_size=3, unique=True))
     req = request(
         *asked,
@@ -259,7 +283,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Snapshot, DecideRequest, int]:
         frequency={c.id: (NOW - 60,) for c in campaigns if draw(st.booleans())},
         shown=draw(st.sampled_from((None, frozenset(), frozenset({1}), frozenset({2})))),
     )
-    return snapshot(*slots), req, draw(st.integers(0, 2**32 - 1))
+    return build, req, draw(st.integers(0, 2**32 - 1))
 
 
 def eligible_somewhere(c: CampaignSpec, req: DecideRequest) -> bool:
@@ -280,9 +304,10 @@ def eligible_somewhere(c: CampaignSpec, req: DecideRequest) -> bool:
 @settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_the_engine_keeps_its_promises_on_any_page(
-    scenario: tuple[Snapshot, DecideRequest, int],
+    scenario: tuple[Callable[[], Snapshot], DecideRequest, int],
 ) -> None:
-    snap, req, seed = scenario
+    build, req, seed = scenario
+    snap = build()
     result = decide(snap, req, random.Random(seed))
     placed = [d for d in result.decisions.values() if d is not None]
     site = snap.sites["demo"]
@@ -297,6 +322,29 @@ def test_the_engine_keeps_its_promises_on_any_page(
     assert [(d.campaign.id, d.creative.id) for d in placed] == [
         (d.campaign.id, d.creative.id) for d in again.decisions.values() if d is not None
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios(), st.lists(st.tuples(st.sampled_from(MOMENTS), CONTEXTS), max_size=6))
+def test_what_the_engine_remembers_of_earlier_readers_never_changes_a_decision(
+    scenario: tuple[Callable[[], Snapshot], DecideRequest, int],
+    earlier: list[tuple[float, dict[str, Any]]],
+) -> None:
+    """A site remembers what it worked out for a page and a reader context, for as long as no
+    flight starts or ends: other readers, other pages and other times before the request never
+    change what the same random draws decide."""
+    build, req, seed = scenario
+    remembering = build()
+    for moment, context in earlier:
+        decide(remembering, req._replace(now=moment, **context), random.Random(0))
+    fresh = decide(build(), req, random.Random(seed)).decisions
+    assert outcome(decide(remembering, req, random.Random(seed)).decisions) == outcome(fresh)
+
+
+def outcome(decisions: dict[str, Decision | None]) -> dict[str, tuple[int, int] | None]:
+    return {
+        name: None if d is None else (d.campaign.id, d.creative.id) for name, d in decisions.items()
+    }
 
 
 def _no_campaign_twice(placed: list[Decision]) -> None:

@@ -211,7 +211,7 @@ class SiteSpec:
     )
     #: A page's list of slots -> the site's answer to it (``_resolve``): every reader of a page
     #: asks for the same slots, so their names are looked up once.
-    asked: dict[tuple[SlotRequest, ...], _Asked] = field(
+    asked: dict[tuple[SlotRequest, ...], _Page] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -282,10 +282,16 @@ class Decision(NamedTuple):
         return new_decision_id(self.raw_id)
 
 
+#: ``Decision(...)`` without the Python-level ``__new__`` a named tuple has (one per slot).
+_new_decision = tuple.__new__
+
+
 class DecideResult(NamedTuple):
     site: SiteSpec
     decisions: dict[str, Decision | None]
     errors: list[str]
+    #: The ids of the site's slots the page asked for, in order (what the audience counts).
+    slot_ids: tuple[int, ...]
     #: Only when explaining: slot name -> campaign id -> why it was dropped, for what only the
     #: decision itself knows (``paced``, ``page_rule``, ``lost_draw`` among roadblocks).
     notes: dict[str, dict[int, str]] | None = None
@@ -323,6 +329,8 @@ class _InContext:
 
 #: Reader contexts remembered per slot before the memo starts afresh.
 MEMO_LIMIT = 256
+#: Reader contexts remembered per page (the site remembers ``MEMO_LIMIT`` pages).
+PLAN_LIMIT = 32
 
 
 class ReaderContext:
@@ -352,35 +360,71 @@ def decide(
     if site is None:
         raise UnknownSite(request.site)
     context = ReaderContext(request, site.timezone)
-    asked = site.asked.get(request.slots)
-    if asked is None:
-        asked = _resolve(site, request.slots)
+    page = site.asked.get(request.slots)
+    if page is None:
+        page = _resolve(site, request.slots)
         if len(site.asked) >= MEMO_LIMIT:
             site.asked.clear()
-        site.asked[request.slots] = asked
-    names, wants, unknown = asked
-    decisions: dict[str, Decision | None] = dict.fromkeys(names)
-    errors = list(unknown)
+        site.asked[request.slots] = page
+    wants = page.wants
+    decisions: dict[str, Decision | None] = dict.fromkeys(page.names)
+    errors = list(page.unknown)
     if explain:
         notes: dict[str, dict[int, str]] = {}
-        _decide_page(site, wants, context, rng, decisions, notes)
-        return DecideResult(site, decisions, errors, notes)
+        _decide_page(site, page, _plan(site, page, context), context, rng, decisions, notes)
+        return DecideResult(site, decisions, errors, page.slot_ids, notes)
     if len(wants) == 1 and request.shown is None and not site.roadblocks:
         decisions[wants[0][0]] = _decide_alone(wants[0], context, rng)
     elif wants:
-        _decide_page(site, wants, context, rng, decisions, None)
-    return DecideResult(site, decisions, errors)
+        _decide_page(site, page, _planned(site, page, context), context, rng, decisions, None)
+    return DecideResult(site, decisions, errors, page.slot_ids)
 
 
 #: One requested slot: its name, its spec, and the sizes the page asked for (None for the
 #: slot's own, which its memo covers).
 _Want = tuple[str, SlotSpec, tuple[str, ...] | None]
-#: A page's slots as a site sees them: every name asked (once each, in order), the slots it
-#: has, and an error for each it has not.
-_Asked = tuple[tuple[str, ...], tuple[_Want, ...], tuple[str, ...]]
+#: A roadblock that may take the page: each of its slots the page asks for with its creatives
+#: that fit there, or None when one of them has none (the page gets no part of it).
+_Placement = tuple[tuple[_Want, tuple[CreativeSpec, ...]], ...] | None
 
 
-def _resolve(site: SiteSpec, slots: tuple[SlotRequest, ...]) -> _Asked:
+class _Plan(NamedTuple):
+    """What a page's decision starts from for one reader context, true while ``opens <= now <
+    closes``: the same for every reader alike, so worked out once (it never changes an
+    outcome, only what the decision costs)."""
+
+    opens: float
+    closes: float
+    #: Each requested slot's tiers in context (``_tiers``), in the order asked.
+    tiers: tuple[tuple[_TierInContext, ...], ...]
+    #: (rank, slot's index, tier's position) of each slot's first tier, sorted.
+    queue: tuple[tuple[int, int, int], ...]
+    #: The site's roadblocks in flight whose targeting admits the reader, on a slot the page
+    #: asks for, in the site's order: each with the names of those slots and its placement.
+    roadblocks: tuple[tuple[CampaignSpec, tuple[str, ...], _Placement], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A page's list of slots as a site sees it (``_resolve``)."""
+
+    #: Every name asked, once each, in order.
+    names: tuple[str, ...]
+    #: The slots the site has.
+    wants: tuple[_Want, ...]
+    #: An error for each it has not.
+    unknown: tuple[str, ...]
+    #: The ids of the slots it has.
+    slot_ids: tuple[int, ...]
+    #: Which reader dimensions something that may fill the page targets.
+    targets: _Targets
+    #: Every flight start and end that may change the page's plan, sorted.
+    bounds: tuple[float, ...]
+    #: Reader context -> the page's plan (``_planned``).
+    plans: dict[Hashable, _Plan] = field(default_factory=dict, compare=False)
+
+
+def _resolve(site: SiteSpec, slots: tuple[SlotRequest, ...]) -> _Page:
     names: dict[str, None] = {}
     wants: list[_Want] = []
     errors: list[str] = []
@@ -393,7 +437,88 @@ def _resolve(site: SiteSpec, slots: tuple[SlotRequest, ...]) -> _Asked:
             errors.append(f"unknown slot {wanted.name!r}")
             continue
         wants.append((wanted.name, slot, wanted.sizes))
-    return tuple(names), tuple(wants), tuple(errors)
+    asked = {want[0] for want in wants}
+    roadblocks = [c for c, fitting in site.roadblocks if asked.intersection(fitting)]
+    targets = [want[1].targets for want in wants]
+    targeting = [campaign.targeting for campaign in roadblocks]
+    bounds = {bound for want in wants for bound in want[1].bounds}
+    bounds.update(
+        bound
+        for campaign in roadblocks
+        for bound in (campaign.opens, campaign.closes)
+        if -math.inf < bound < math.inf
+    )
+    return _Page(
+        tuple(names),
+        tuple(wants),
+        tuple(errors),
+        tuple(want[1].id for want in wants),
+        _Targets(
+            paths=any(t.paths for t in targets)
+            or any(t.paths is not None or t.exclude_paths is not None for t in targeting),
+            keywords=any(t.keywords for t in targets)
+            or any(t.keywords or t.exclude_keywords for t in targeting),
+            devices=any(t.devices for t in targets) or any(t.devices for t in targeting),
+            countries=any(t.countries for t in targets) or any(t.countries for t in targeting),
+        ),
+        tuple(sorted(bounds)),
+    )
+
+
+def _planned(site: SiteSpec, page: _Page, context: ReaderContext) -> _Plan:
+    """The page's plan for the reader's context, from the page's memo."""
+    request = context.request
+    targets = page.targets
+    key = (
+        (
+            request.path if targets.paths else None,
+            request.keywords if targets.keywords else None,
+            request.device if targets.devices else None,
+            request.country if targets.countries else None,
+        )
+        if targets.any
+        else None
+    )
+    plan = page.plans.get(key)
+    if plan is None or not plan.opens <= request.now < plan.closes:
+        plan = _plan(site, page, context)
+        if len(page.plans) >= PLAN_LIMIT:
+            page.plans.clear()
+        page.plans[key] = plan
+    return plan
+
+
+def _plan(site: SiteSpec, page: _Page, context: ReaderContext) -> _Plan:
+    now = context.request.now
+    after = bisect.bisect_right(page.bounds, now)
+    opens = page.bounds[after - 1] if after else -math.inf
+    closes = page.bounds[after] if after < len(page.bounds) else math.inf
+    wants = page.wants
+    roadblocks: list[tuple[CampaignSpec, tuple[str, ...], _Placement]] = []
+    for campaign, fitting_by_slot in site.roadblocks:
+        if not campaign.opens <= now < campaign.closes:
+            continue
+        mine = [want for want in wants if want[0] in fitting_by_slot]
+        if not mine:
+            continue
+        if campaign.targeting.constrained and not _targeted_here(campaign.targeting, context):
+            continue
+        placement = []
+        for want in mine:
+            if want[2] is None:
+                creatives = fitting_by_slot[want[0]]
+            else:
+                sizes = _sizes(want)
+                creatives = tuple(c for c in campaign.creatives if fits(c, sizes))
+            if not creatives:
+                break
+            placement.append((want, creatives))
+        names = tuple(want[0] for want in mine)
+        fitted = len(placement) == len(mine)
+        roadblocks.append((campaign, names, tuple(placement) if fitted else None))
+    tiers = tuple(_tiers(want, context) for want in wants)
+    queue = sorted((found[0].rank, index, 0) for index, found in enumerate(tiers) if found)
+    return _Plan(opens, closes, tiers, tuple(queue), tuple(roadblocks))
 
 
 def _sizes(want: _Want) -> tuple[str, ...]:
@@ -414,7 +539,8 @@ def _decide_alone(want: _Want, context: ReaderContext, rng: random.Random) -> De
 
 def _decide_page(
     site: SiteSpec,
-    wants: Sequence[_Want],
+    asked: _Page,
+    plan: _Plan,
     context: ReaderContext,
     rng: random.Random,
     decisions: dict[str, Decision | None],
@@ -423,19 +549,18 @@ def _decide_page(
     """All the page's slots, tier by tier (roadblocks first, then each slot's tiers in rank
     order, slots in the order asked), under the page rules."""
     request = context.request
+    wants = asked.wants
     page = pagerules.Page()
     if request.shown:
         page.show(request.shown, site.campaigns)
-    if site.roadblocks:
-        _place_roadblocks(site, wants, context, rng, page, decisions, notes)
-        # A slot a roadblock took needs no tiers (nor the memo's look-up).
-        tiers = [() if decisions[want[0]] is not None else _tiers(want, context) for want in wants]
+    tiers = plan.tiers
+    # The plan's queue of (rank, slot's index, tier's position), sorted: ranks go first and
+    # slots in the order asked; a slot its tier could not fill comes back at its next tier's
+    # rank. A slot a roadblock took is not decided again.
+    if plan.roadblocks and _place_roadblocks(plan, context, rng, page, decisions, notes):
+        queue = [entry for entry in plan.queue if decisions[wants[entry[1]][0]] is None]
     else:
-        tiers = [_tiers(want, context) for want in wants]
-    # (rank, slot's index, tier's position): sorted, so ranks go first and slots in the order
-    # asked; a slot its tier could not fill comes back at its next tier's rank.
-    queue = [(found[0].rank, index, 0) for index, found in enumerate(tiers) if found]
-    queue.sort()
+        queue = list(plan.queue)
     with_history = bool(request.frequency)
     # ``page.admits`` and ``page.take``, inline: this loop runs for every slot of every page.
     ids = page.ids
@@ -448,7 +573,6 @@ def _decide_page(
         at += 1
         want = wants[index]
         tier = tiers[index][position]
-        decision = None
         if notes is None and not (tier.always_checked or (with_history and tier.capped)):
             # The usual case, inline (``_draw`` written out): one draw from the tier, kept if the
             # page admits it (``_try_tier`` draws again otherwise, which keeps every chance exact).
@@ -471,13 +595,20 @@ def _decide_page(
             else:
                 admitted = all(labels.get(label, own) == own for label in campaign.labels)
             if admitted:
-                creative = fitting[0] if len(fitting) == 1 else _rotate(campaign, fitting, rng)
-                decision = Decision(
-                    prefix + getrandbits(56).to_bytes(7, "big"), want[1], campaign, creative
-                )
-        if decision is None:
-            slot_notes = None if notes is None else notes.setdefault(want[0], {})
-            decision = _try_tier(want[1], tier, context, rng, page, slot_notes, with_history)
+                if len(fitting) == 1:
+                    creative = fitting[0]
+                elif campaign.rotation == "even":  # ``_rotate``'s even draw, inline
+                    creative = fitting[int(rng.random() * len(fitting))]
+                else:
+                    creative = _rotate(campaign, fitting, rng)
+                raw_id = prefix + getrandbits(56).to_bytes(7, "big")
+                decisions[want[0]] = _new_decision(Decision, (raw_id, want[1], campaign, creative))
+                ids.add(own)
+                for label in campaign.labels:
+                    labels.setdefault(label, own)
+                continue
+        slot_notes = None if notes is None else notes.setdefault(want[0], {})
+        decision = _try_tier(want[1], tier, context, rng, page, slot_notes, with_history)
         if decision is not None:
             decisions[want[0]] = decision
             campaign = decision.campaign
@@ -575,27 +706,20 @@ def _try_tier(
 
 
 def _place_roadblocks(
-    site: SiteSpec,
-    wants: Sequence[_Want],
+    plan: _Plan,
     context: ReaderContext,
     rng: random.Random,
     page: pagerules.Page,
     decisions: dict[str, Decision | None],
     notes: dict[str, dict[int, str]] | None,
-) -> None:
+) -> bool:
     """Roadblocks that can show on every slot of theirs the page asks for take all of them,
-    drawn by weight (one the page already shows first); the others get none."""
+    drawn by weight (one the page already shows first); the others get none. True when one
+    took the page's slots."""
     request = context.request
-    now = request.now
-    candidates: list[tuple[CampaignSpec, list[tuple[_Want, tuple[CreativeSpec, ...]]]]] = []
-    for campaign, fitting_by_slot in site.roadblocks:
-        if not campaign.opens <= now < campaign.closes:
-            continue
-        mine = [want for want in wants if want[0] in fitting_by_slot]
-        if not mine:
-            continue
-        if campaign.targeting.constrained and not _targeted_here(campaign.targeting, context):
-            continue
+    candidates: list[tuple[CampaignSpec, tuple[tuple[_Want, tuple[CreativeSpec, ...]], ...]]]
+    candidates = []
+    for campaign, names, placement in plan.roadblocks:
         # ``pagerules.roadblock_refusal``, which a page with nothing on it yet always passes.
         if request.shown is not None or page.ids:
             reason = pagerules.roadblock_refusal(campaign, request.shown, page)
@@ -604,23 +728,15 @@ def _place_roadblocks(
         # One the page shows already is not throttled or capped again halfway down the page.
         if reason is None and campaign.residual and campaign.id not in (request.shown or ()):
             reason = _residual_reason(campaign, context, rng)
-        fitting: list[tuple[_Want, tuple[CreativeSpec, ...]]] = []
+        if reason is None and placement is None:
+            reason = "page_rule"
         if reason is None:
-            for want in mine:
-                if want[2] is None:
-                    creatives = fitting_by_slot[want[0]]
-                else:
-                    sizes = _sizes(want)
-                    creatives = tuple(c for c in campaign.creatives if fits(c, sizes))
-                if not creatives:
-                    reason = "page_rule"
-                    break
-                fitting.append((want, creatives))
-        if reason is None:
-            candidates.append((campaign, fitting))
+            assert placement is not None
+            candidates.append((campaign, placement))
         elif notes is not None:
-            for want in mine:
-                notes.setdefault(want[0], {})[campaign.id] = reason
+            for name in names:
+                notes.setdefault(name, {})[campaign.id] = reason
+    took = bool(candidates)
     while candidates:
         shown = [c for c in candidates if c[0].id in request.shown] if request.shown else None
         if shown:
@@ -633,7 +749,7 @@ def _place_roadblocks(
         for want, creatives in placed:
             creative = creatives[0] if len(creatives) == 1 else _rotate(campaign, creatives, rng)
             raw_id = context.prefix + rng.getrandbits(56).to_bytes(7, "big")
-            decisions[want[0]] = Decision(raw_id, want[1], campaign, creative)
+            decisions[want[0]] = _new_decision(Decision, (raw_id, want[1], campaign, creative))
         page.take(campaign)
         if len(candidates) == 1:
             break
@@ -651,6 +767,7 @@ def _place_roadblocks(
                         "lost_draw" if overlaps else "page_rule"
                     )
         candidates = rest
+    return took
 
 
 def _in_context(slot: SlotSpec, context: ReaderContext, fitting: tuple[Tier, ...]) -> _InContext:
@@ -687,7 +804,8 @@ def _in_context(slot: SlotSpec, context: ReaderContext, fitting: tuple[Tier, ...
 def _choose(slot: SlotSpec, pair: Pair, prefix: bytes, rng: random.Random) -> Decision:
     campaign, fitting = pair
     creative = _rotate(campaign, fitting, rng)
-    return Decision(prefix + rng.getrandbits(56).to_bytes(7, "big"), slot, campaign, creative)
+    raw_id = prefix + rng.getrandbits(56).to_bytes(7, "big")
+    return _new_decision(Decision, (raw_id, slot, campaign, creative))
 
 
 def allowed_sizes(slot_sizes: tuple[str, ...], asked: tuple[str, ...]) -> tuple[str, ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from operator import itemgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,8 +28,6 @@ from adserver.web.serve.params import (
 )
 
 NO_STORE = {"Cache-Control": "no-store"}
-#: A served entry's slot id (in C: a comprehension makes a function object per call).
-_SLOT_ID = itemgetter(0)
 NO_STORE_RAW = (b"cache-control", b"no-store")
 #: Errors that reveal nothing about a site are readable from any page, so the tag can log them.
 OPEN_CORS = {"Access-Control-Allow-Origin": "*"}
@@ -76,7 +73,7 @@ async def decide_endpoint(request: Request) -> Response:
     svc.audience.record(
         hour,
         site.id,
-        tuple(map(_SLOT_ID, served)),
+        result.slot_ids,
         engine_request.device,
         engine_request.country,
         engine_request.path,
