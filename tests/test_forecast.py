@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -242,6 +243,32 @@ def test_the_audience_aggregates_are_kept_by_day_and_never_per_reader(engine: En
         sample = connection.execute(table(AudienceSample).select()).first()
     assert [(r.device, r.country, r.requests) for r in rows] == [("mobile", "", 300 * SAMPLE_EVERY)]
     assert sample is not None and len(sample.samples) == 200
+
+
+def test_no_request_is_lost_while_the_handler_records_and_a_flush_runs(engine: Engine) -> None:
+    ids = record_history(engine)
+    audience = Audience(engine, lambda site_id: ZONE, random.Random(1))
+    hour = int(datetime.combine(HELD_OUT, time(23), ZONE).timestamp())
+    per_thread = 3000
+
+    def record() -> None:
+        for n in range(per_thread):
+            audience.record(
+                hour, ids["site"], (ids["top"],), "mobile", None, f"/r/{n}", frozenset()
+            )
+
+    recording = [threading.Thread(target=record) for _ in range(3)]
+    for thread in recording:
+        thread.start()
+    while any(thread.is_alive() for thread in recording):
+        audience.flush()
+    audience.flush()
+    with engine.connect() as connection:
+        days = table(AudienceDay)
+        requests = connection.execute(
+            select(func.sum(days.c.requests)).where(days.c.day == HELD_OUT.isoformat())
+        ).scalar()
+    assert requests == 3 * per_thread
 
 
 def test_the_periodic_flush_adds_counts_every_time_and_writes_samples_now_and_then(

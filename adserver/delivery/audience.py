@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
 from adserver.core.db import insert_for
+from adserver.core.handoff import drain
 from adserver.core.models import AudienceDay, AudienceSample, table
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,10 @@ SAMPLE_EVERY = 64
 SAMPLE_WRITE_EVERY = 12
 #: (local day, site id, slot id, device, country)
 DayKey = tuple[str, int, int, str, str]
+#: What a request records: (hour bucket, site id, slot ids, device, country, path, keywords).
+Seen = tuple[int, int, tuple[int, ...], str, str, str, frozenset[str]]
+#: A request's key for ``audience_day``: its first five fields.
+_COUNTED = itemgetter(0, 1, 2, 3, 4)
 
 
 class Audience:
@@ -43,12 +49,11 @@ class Audience:
         self._engine = engine
         self._zone_of = zone_of
         self._rng = rng or random.Random()
-        self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        #: (hour bucket, site id, slot ids, device, country) per request: counted in C at flush.
-        self._pending: list[tuple[int, int, tuple[int, ...], str, str]] = []
-        #: (site id, slot ids, path, keywords) of every ``SAMPLE_EVERY``-th request.
-        self._pages: list[tuple[int, tuple[int, ...], str, frozenset[str]]] = []
+        #: One per request, appended on the request path and drained by the flush
+        #: (``core.handoff``); every ``SAMPLE_EVERY``-th is offered to the sample there.
+        self._pending: deque[Seen] = deque()
+        #: Requests drained so far, which says where the next sampled one falls.
         self._requests = 0
         #: Sums a failed flush keeps for the next one.
         self._days: Counter[DayKey] = Counter()
@@ -68,14 +73,8 @@ class Audience:
         path: str,
         keywords: frozenset[str],
     ) -> None:
-        """One request of a page (its slots), as the decide handler saw it: an append, and one
-        request in ``SAMPLE_EVERY`` offered to the pages' sample."""
-        key = (hour, site_id, slot_ids, device or "", country or "")
-        with self._lock:
-            self._pending.append(key)
-            self._requests += 1
-            if not self._requests % SAMPLE_EVERY:
-                self._pages.append((site_id, slot_ids, path, keywords))
+        """One request of a page (its slots), as the decide handler saw it: one append."""
+        self._pending.append((hour, site_id, slot_ids, device or "", country or "", path, keywords))
 
     def tick(self) -> None:
         """The periodic flush: the counts every time, the samples every ``SAMPLE_WRITE_EVERY``-th
@@ -88,11 +87,12 @@ class Audience:
         """Add what was recorded to ``audience_day``, and with ``samples`` write the samples
         that changed since they were last written."""
         with self._flushing:
-            with self._lock:
-                pending, self._pending = self._pending, []
-                pages, self._pages = self._pages, []
-            self._count(pending)
-            self._touched |= self._sample(pages)
+            pending = drain(self._pending)
+            # The requests numbered SAMPLE_EVERY, 2 * SAMPLE_EVERY ... since the process began.
+            first = (SAMPLE_EVERY - 1 - self._requests) % SAMPLE_EVERY
+            self._requests += len(pending)
+            self._count(map(_COUNTED, pending))
+            self._touched |= self._sample(pending[first::SAMPLE_EVERY])
             touched = self._touched if samples else set()
             if not self._days and not touched:
                 return
@@ -132,7 +132,7 @@ class Audience:
             except Exception:
                 log.exception("could not write audience figures; keeping them for the next flush")
 
-    def _count(self, pending: list[tuple[int, int, tuple[int, ...], str, str]]) -> None:
+    def _count(self, pending: Iterable[tuple[int, int, tuple[int, ...], str, str]]) -> None:
         days: dict[tuple[int, int], str] = {}
         # Counted in C first: a page's readers send the same few keys over and over.
         for (hour, site_id, slot_ids, device, country), n in Counter(pending).items():
@@ -143,12 +143,10 @@ class Audience:
             for slot_id in slot_ids:
                 self._days[(day, site_id, slot_id, device, country)] += n
 
-    def _sample(
-        self, pages: Iterable[tuple[int, tuple[int, ...], str, frozenset[str]]]
-    ) -> set[tuple[int, int]]:
+    def _sample(self, pages: Iterable[Seen]) -> set[tuple[int, int]]:
         """A reservoir of ``SAMPLE_SIZE`` pages per slot (of what this process has seen)."""
         touched: set[tuple[int, int]] = set()
-        for site_id, slot_ids, path, keywords in pages:
+        for _, site_id, slot_ids, _, _, path, keywords in pages:
             page: list[object] = [path, sorted(keywords)]
             for slot_id in slot_ids:
                 key = (site_id, slot_id)

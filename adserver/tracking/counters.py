@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
+from adserver.core.handoff import drain
 from adserver.reporting.hourly import TALLIED, add_counts
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,8 @@ class DeliveryCounters:
         #: Told (filled, empty) slot decisions at each flush: the metrics, off the request path.
         self._observer = observer
         #: One (hour, site, slot, campaign, creative) per slot asked; no creative: None, None.
-        self._pending: list[tuple[int, int, int, int | None, int | None]] = []
-        self._lock = threading.Lock()
+        #: Appended by requests, drained by the flush (``core.handoff``).
+        self._pending: deque[tuple[int, int, int, int | None, int | None]] = deque()
         #: Sums a failed flush keeps for the next one; only ``flush`` touches them.
         self._requests: Counter[Key] = Counter()
         self._served: Counter[Key] = Counter()
@@ -45,18 +46,17 @@ class DeliveryCounters:
         """The slots of one request, each with what it got. A request only appends one key per
         slot: the sums are made by ``flush``, off the request path. Keys are tuples of numbers,
         which the garbage collector stops tracking, so they do not bring on full collections."""
-        keys = [
-            (hour, site_id, slot_id, campaign_id, creative_id)
-            for slot_id, campaign_id, creative_id in slots
-        ]
-        with self._lock:
-            self._pending.extend(keys)
+        self._pending.extend(
+            [
+                (hour, site_id, slot_id, campaign_id, creative_id)
+                for slot_id, campaign_id, creative_id in slots
+            ]
+        )
 
     def flush(self) -> None:
         """Write what has been counted; on failure keep it for the next flush."""
         with self._flushing:
-            with self._lock:
-                pending, self._pending = self._pending, []
+            pending = drain(self._pending)
             requests, served = self._requests, self._served
             asked = filled = 0
             # Counted in C first (one flush sums tens of thousands of keys while requests wait
