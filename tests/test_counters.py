@@ -34,9 +34,9 @@ def stats(engine: Engine) -> dict[tuple[int, int, int, int], tuple[int, int]]:
 
 def test_a_flush_writes_requests_per_slot_and_served_per_creative(engine: Engine) -> None:
     counters = DeliveryCounters(engine)
-    counters.count(HOUR, 1, [(10, 100, 1000), (11, None, None)])
-    counters.count(HOUR, 1, [(10, 100, 1000), (11, 101, 1010)])
-    counters.count(HOUR, 2, [(20, None, None)])
+    counters.count([(HOUR, 1, 10, 100, 1000), (HOUR, 1, 11, None, None)])
+    counters.count([(HOUR, 1, 10, 100, 1000), (HOUR, 1, 11, 101, 1010)])
+    counters.count([(HOUR, 2, 20, None, None)])
     counters.flush()
     assert stats(engine) == {
         (1, 10, 0, 0): (2, 0),
@@ -50,7 +50,7 @@ def test_a_flush_writes_requests_per_slot_and_served_per_creative(engine: Engine
 def test_flushes_add_up(engine: Engine) -> None:
     counters = DeliveryCounters(engine)
     for _ in range(3):
-        counters.count(HOUR, 1, [(10, 100, 1000)])
+        counters.count([(HOUR, 1, 10, 100, 1000)])
         counters.flush()
     counters.flush()  # nothing new: writes nothing
     assert stats(engine) == {(1, 10, 0, 0): (3, 0), (1, 10, 100, 1000): (0, 3)}
@@ -60,9 +60,9 @@ def test_counts_survive_a_failed_flush_and_are_written_by_the_next(tmp_path: Pat
     url = f"sqlite:///{tmp_path / 'later.db'}"
     engine = make_engine(url)  # no schema yet: the first flush fails
     counters = DeliveryCounters(engine)
-    counters.count(HOUR, 1, [(10, 100, 1000)])
+    counters.count([(HOUR, 1, 10, 100, 1000)])
     counters.flush()
-    counters.count(HOUR, 1, [(10, None, None)])
+    counters.count([(HOUR, 1, 10, None, None)])
     migrate(url)
     counters.flush()
     assert stats(engine) == {(1, 10, 0, 0): (2, 0), (1, 10, 100, 1000): (0, 1)}
@@ -74,7 +74,7 @@ def test_no_count_is_lost_while_threads_count_and_flush(engine: Engine) -> None:
     per_thread = 2000
     counting = [
         threading.Thread(
-            target=lambda: [counters.count(HOUR, 1, [(10, 100, 1000)]) for _ in range(per_thread)]
+            target=lambda: [counters.count([(HOUR, 1, 10, 100, 1000)]) for _ in range(per_thread)]
         )
         for _ in range(4)
     ]
@@ -94,9 +94,9 @@ def test_each_flush_tells_the_observer_how_many_slots_were_filled_and_empty(
 ) -> None:
     told: list[tuple[int, int]] = []
     counters = DeliveryCounters(engine, observer=lambda filled, empty: told.append((filled, empty)))
-    counters.count(HOUR, 1, [(10, 100, 1000), (11, None, None), (12, None, None)])
+    counters.count([(HOUR, 1, 10, 100, 1000), (HOUR, 1, 11, None, None), (HOUR, 1, 12, None, None)])
     counters.flush()
     counters.flush()  # nothing asked since: nothing told
-    counters.count(HOUR, 1, [(10, 100, 1000)])
+    counters.count([(HOUR, 1, 10, 100, 1000)])
     counters.flush()
     assert told == [(1, 2), (1, 0)]

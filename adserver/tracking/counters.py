@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import Engine
 
@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 Key = tuple[int, int, int, int, int]
 #: The tally's counters, which a flush adds 0 to.
 _TALLIED_ZEROS = (0,) * len(TALLIED)
-#: (slot_id, campaign_id, creative_id): one slot that asked; the ids are None when it got nothing.
-Served = tuple[int, int | None, int | None]
+#: (hour, site_id, slot_id, campaign_id, creative_id): one slot that asked; the campaign and
+#: creative are None when it got nothing.
+Asked = tuple[int, int, int, int | None, int | None]
 
 
 class DeliveryCounters:
@@ -36,22 +37,17 @@ class DeliveryCounters:
         self._observer = observer
         #: One (hour, site, slot, campaign, creative) per slot asked; no creative: None, None.
         #: Appended by requests, drained by the flush (``core.handoff``).
-        self._pending: deque[tuple[int, int, int, int | None, int | None]] = deque()
+        self._pending: deque[Asked] = deque()
         #: Sums a failed flush keeps for the next one; only ``flush`` touches them.
         self._requests: Counter[Key] = Counter()
         self._served: Counter[Key] = Counter()
         self._flushing = threading.Lock()
 
-    def count(self, hour: int, site_id: int, slots: Sequence[Served]) -> None:
-        """The slots of one request, each with what it got. A request only appends one key per
-        slot: the sums are made by ``flush``, off the request path. Keys are tuples of numbers,
-        which the garbage collector stops tracking, so they do not bring on full collections."""
-        self._pending.extend(
-            [
-                (hour, site_id, slot_id, campaign_id, creative_id)
-                for slot_id, campaign_id, creative_id in slots
-            ]
-        )
+    def count(self, slots: Iterable[Asked]) -> None:
+        """The slots of one request, each with what it got: appended as they are, for
+        ``flush`` to sum off the request path. Keys are tuples of numbers, which the garbage
+        collector stops tracking, so they do not bring on full collections."""
+        self._pending.extend(slots)
 
     def flush(self) -> None:
         """Write what has been counted; on failure keep it for the next flush."""

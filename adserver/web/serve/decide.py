@@ -16,7 +16,7 @@ from adserver.delivery.decide import DecideRequest, Decision, SiteSpec, UnknownS
 from adserver.delivery.explain import explain
 from adserver.services.tokens import principal_for_token
 from adserver.tracking import traffic
-from adserver.tracking.counters import Served
+from adserver.tracking.counters import Asked
 from adserver.tracking.tokens import DECISION_CHARS, TokenSigner
 from adserver.web.common import ReadyJSON, error, runtime
 from adserver.web.serve.params import (
@@ -57,22 +57,24 @@ async def decide_endpoint(request: Request) -> Response:
     cors = _cors_headers(headers.get(b"origin"), site)
     if cors is None:
         return error(403, "this page's origin is not one of the site's domains")
+    hour = svc.hours.hour(now, site.timezone, site.id)
+    site_id = site.id
     decisions: dict[str, orjson.Fragment | None] = {}
-    served: list[Served] = []
+    asked: list[Asked] = []
     for name, decision in result.decisions.items():
         if decision is None:
             decisions[name] = None
             slot = site.slots.get(name)
             if slot is not None:
-                served.append((slot.id, None, None))
+                asked.append((hour, site_id, slot.id, None, None))
         else:
             decisions[name] = orjson.Fragment(decision_json(svc.signer, site, decision, int(now)))
-            served.append((decision.slot.id, decision.campaign.id, decision.creative.id))
-    hour = svc.hours.hour(now, site.timezone, site.id)
-    svc.counters.count(hour, site.id, served)
+            campaign, creative = decision.campaign, decision.creative
+            asked.append((hour, site_id, decision.slot.id, campaign.id, creative.id))
+    svc.counters.count(asked)
     svc.audience.record(
         hour,
-        site.id,
+        site_id,
         result.slot_ids,
         engine_request.device,
         engine_request.country,

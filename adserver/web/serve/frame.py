@@ -43,9 +43,9 @@ async def slot_frame(request: Request) -> Response:
     slot = site.slots[slot_name]
     context: dict[str, Any] = {"ad": None, "fallback": slot.fallback_html}
     if decision is None:
-        svc.counters.count(hour, site.id, [(slot.id, None, None)])
+        svc.counters.count([(hour, site.id, slot.id, None, None)])
     else:
-        svc.counters.count(hour, site.id, [(slot.id, decision.campaign.id, decision.creative.id)])
+        svc.counters.count([(hour, site.id, slot.id, decision.campaign.id, decision.creative.id)])
         context["ad"] = orjson.loads(decision_json(svc.signer, site, decision, int(now)))
     ancestors = " ".join(
         f"http://{d}:* https://{d}:* http://{d} https://{d}" for d in sorted(site.domains)
