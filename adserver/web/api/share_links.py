@@ -8,19 +8,16 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adserver.accounts.principal import Principal
 from adserver.core.models import utcnow
 from adserver.services import share_links
 from adserver.web.api.manage import (
+    Call,
     actor_for,
     answer,
-    body_of,
     listing,
-    managed,
     query_of,
-    read,
     scope_of,
-    write,
+    transacted,
 )
 from adserver.web.api.registry import Operation
 from adserver.web.common import app_of
@@ -33,76 +30,62 @@ def _keys(request: Request) -> tuple[str, str]:
     return settings.base_url, settings.secret_key
 
 
-@managed("token")
-async def list_share_links(request: Request, principal: Principal) -> Response:
-    query = query_of(request, share_links.ShareLinkQuery)
-    base_url, secret = _keys(request)
-    page = await read(
-        request,
-        lambda c: share_links.list_share_links(
-            c,
-            query=query,
-            advertiser=scope_of(principal),
-            base_url=base_url,
-            secret=secret,
-            now=utcnow(),
-        ),
+@transacted("token")
+def list_share_links(call: Call) -> Response:
+    query = query_of(call.request, share_links.ShareLinkQuery)
+    base_url, secret = _keys(call.request)
+    page = share_links.list_share_links(
+        call.connection,
+        query=query,
+        advertiser=scope_of(call.principal),
+        base_url=base_url,
+        secret=secret,
+        now=utcnow(),
     )
-    return listing(request, page)
+    return listing(call.request, page)
 
 
-@managed("token")
-async def create_share_link(request: Request, principal: Principal) -> Response:
-    data = await body_of(request, share_links.ShareLinkCreate)
-    base_url, secret = _keys(request)
-    link = await write(
-        request,
-        lambda c: share_links.create_share_link(
-            c,
-            data=data,
-            advertiser=scope_of(principal),
-            actor=actor_for(principal),
-            base_url=base_url,
-            secret=secret,
-            now=utcnow(),
-        ),
+@transacted("token")
+def create_share_link(call: Call) -> Response:
+    data = call.body_as(share_links.ShareLinkCreate)
+    base_url, secret = _keys(call.request)
+    link = share_links.create_share_link(
+        call.connection,
+        data=data,
+        advertiser=scope_of(call.principal),
+        actor=actor_for(call.principal),
+        base_url=base_url,
+        secret=secret,
+        now=utcnow(),
     )
     return answer(link, status=201, location=f"{PATH}/{link.id}")
 
 
-@managed("token")
-async def get_share_link(request: Request, principal: Principal) -> Response:
-    link_id = request.path_params["id"]
-    base_url, secret = _keys(request)
-    link = await read(
-        request,
-        lambda c: share_links.get_share_link(
-            c,
-            link_id=link_id,
-            advertiser=scope_of(principal),
-            base_url=base_url,
-            secret=secret,
-            now=utcnow(),
-        ),
+@transacted("token")
+def get_share_link(call: Call) -> Response:
+    base_url, secret = _keys(call.request)
+    link = share_links.get_share_link(
+        call.connection,
+        link_id=call.request.path_params["id"],
+        advertiser=scope_of(call.principal),
+        base_url=base_url,
+        secret=secret,
+        now=utcnow(),
     )
     return answer(link)
 
 
-@managed("token")
-async def revoke_share_link(request: Request, principal: Principal) -> Response:
-    link_id = request.path_params["id"]
-    base_url, secret = _keys(request)
-    link = await write(
-        request,
-        lambda c: share_links.revoke_share_link(
-            c,
-            link_id=link_id,
-            advertiser=scope_of(principal),
-            actor=actor_for(principal),
-            base_url=base_url,
-            secret=secret,
-            now=utcnow(),
-        ),
+@transacted("token")
+def revoke_share_link(call: Call) -> Response:
+    base_url, secret = _keys(call.request)
+    link = share_links.revoke_share_link(
+        call.connection,
+        link_id=call.request.path_params["id"],
+        advertiser=scope_of(call.principal),
+        actor=actor_for(call.principal),
+        base_url=base_url,
+        secret=secret,
+        now=utcnow(),
     )
     return answer(link)
 
