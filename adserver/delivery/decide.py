@@ -282,8 +282,9 @@ class Decision(NamedTuple):
         return new_decision_id(self.raw_id)
 
 
-#: ``Decision(...)`` without the Python-level ``__new__`` a named tuple has (one per slot).
-_new_decision = tuple.__new__
+#: A named tuple made without the Python-level ``__new__`` its class has: ``Decision`` (one
+#: per slot) and ``DecideResult`` (one per request), from a tuple of all their fields.
+_new_tuple = tuple.__new__
 
 
 class DecideResult(NamedTuple):
@@ -372,12 +373,12 @@ def decide(
     if explain:
         notes: dict[str, dict[int, str]] = {}
         _decide_page(site, page, _plan(site, page, context), context, rng, decisions, notes)
-        return DecideResult(site, decisions, errors, page.slot_ids, notes)
+        return _new_tuple(DecideResult, (site, decisions, errors, page.slot_ids, notes))
     if len(wants) == 1 and request.shown is None and not site.roadblocks:
         decisions[wants[0][0]] = _decide_alone(wants[0], context, rng)
     elif wants:
         _decide_page(site, page, _planned(site, page, context), context, rng, decisions, None)
-    return DecideResult(site, decisions, errors, page.slot_ids)
+    return _new_tuple(DecideResult, (site, decisions, errors, page.slot_ids, None))
 
 
 #: One requested slot: its name, its spec, and the sizes the page asked for (None for the
@@ -602,7 +603,7 @@ def _decide_page(
                 else:
                     creative = _rotate(campaign, fitting, rng)
                 raw_id = prefix + getrandbits(56).to_bytes(7, "big")
-                decisions[want[0]] = _new_decision(Decision, (raw_id, want[1], campaign, creative))
+                decisions[want[0]] = _new_tuple(Decision, (raw_id, want[1], campaign, creative))
                 ids.add(own)
                 for label in campaign.labels:
                     labels.setdefault(label, own)
@@ -749,7 +750,7 @@ def _place_roadblocks(
         for want, creatives in placed:
             creative = creatives[0] if len(creatives) == 1 else _rotate(campaign, creatives, rng)
             raw_id = context.prefix + rng.getrandbits(56).to_bytes(7, "big")
-            decisions[want[0]] = _new_decision(Decision, (raw_id, want[1], campaign, creative))
+            decisions[want[0]] = _new_tuple(Decision, (raw_id, want[1], campaign, creative))
         page.take(campaign)
         if len(candidates) == 1:
             break
@@ -805,7 +806,7 @@ def _choose(slot: SlotSpec, pair: Pair, prefix: bytes, rng: random.Random) -> De
     campaign, fitting = pair
     creative = _rotate(campaign, fitting, rng)
     raw_id = prefix + rng.getrandbits(56).to_bytes(7, "big")
-    return _new_decision(Decision, (raw_id, slot, campaign, creative))
+    return _new_tuple(Decision, (raw_id, slot, campaign, creative))
 
 
 def allowed_sizes(slot_sizes: tuple[str, ...], asked: tuple[str, ...]) -> tuple[str, ...]:
