@@ -103,6 +103,11 @@ class Runtime:
             tag=TagScript.load(),
         )
 
+    def fold(self) -> None:
+        """Fold what decides counted into the figures the periodic flushes write."""
+        self.counters.fold()
+        self.audience.fold()
+
     def hour_for_site(self, site_id: int, at: float) -> int:
         """The site-local hour bucket of ``at``; UTC for a site we do not know (forged)."""
         site = self.inventory.current.sites_by_id.get(site_id)

@@ -100,3 +100,20 @@ def test_each_flush_tells_the_observer_how_many_slots_were_filled_and_empty(
     counters.count([(HOUR, 1, 10, 100, 1000)])
     counters.flush()
     assert told == [(1, 2), (1, 0)]
+
+
+def test_a_fold_sums_in_memory_and_the_next_flush_writes_it(engine: Engine) -> None:
+    told: list[tuple[int, int]] = []
+    counters = DeliveryCounters(engine, observer=lambda filled, empty: told.append((filled, empty)))
+    counters.count([(HOUR, 1, 10, 100, 1000), (HOUR, 1, 11, None, None)])
+    counters.fold()
+    counters.count([(HOUR, 1, 10, 100, 1000)])
+    counters.fold()
+    assert stats(engine) == {}
+    assert told == [(1, 1), (1, 0)]
+    counters.flush()
+    assert stats(engine) == {
+        (1, 10, 0, 0): (2, 0),
+        (1, 10, 100, 1000): (0, 2),
+        (1, 11, 0, 0): (1, 0),
+    }

@@ -83,16 +83,26 @@ class Audience:
         self._ticks += 1
         self.flush(samples=not self._ticks % SAMPLE_WRITE_EVERY)
 
+    def fold(self) -> None:
+        """Count what requests recorded and offer the sample its share, in memory, for the next
+        flush to write. Run often (every half second while serving), so that few records wait:
+        each fold holds the GIL briefly, and the collector has few of them to walk."""
+        with self._flushing:
+            self._fold()
+
+    def _fold(self) -> None:
+        pending = drain(self._pending)
+        # The requests numbered SAMPLE_EVERY, 2 * SAMPLE_EVERY ... since the process began.
+        first = (SAMPLE_EVERY - 1 - self._requests) % SAMPLE_EVERY
+        self._requests += len(pending)
+        self._count(map(_COUNTED, pending))
+        self._touched |= self._sample(pending[first::SAMPLE_EVERY])
+
     def flush(self, *, samples: bool = True) -> None:
         """Add what was recorded to ``audience_day``, and with ``samples`` write the samples
         that changed since they were last written."""
         with self._flushing:
-            pending = drain(self._pending)
-            # The requests numbered SAMPLE_EVERY, 2 * SAMPLE_EVERY ... since the process began.
-            first = (SAMPLE_EVERY - 1 - self._requests) % SAMPLE_EVERY
-            self._requests += len(pending)
-            self._count(map(_COUNTED, pending))
-            self._touched |= self._sample(pending[first::SAMPLE_EVERY])
+            self._fold()
             touched = self._touched if samples else set()
             if not self._days and not touched:
                 return

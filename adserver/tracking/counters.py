@@ -49,22 +49,32 @@ class DeliveryCounters:
         collector stops tracking, so they do not bring on full collections."""
         self._pending.extend(slots)
 
+    def fold(self) -> None:
+        """Sum what requests appended into the figures the next flush writes. Run often (every
+        half second while serving), so that few keys wait: each fold holds the GIL briefly, and
+        the collector has few of them to walk."""
+        with self._flushing:
+            self._fold()
+
+    def _fold(self) -> None:
+        pending = drain(self._pending)
+        requests, served = self._requests, self._served
+        asked = filled = 0
+        # Counted in C first, then each distinct key once.
+        for (hour, site_id, slot_id, campaign_id, creative_id), n in Counter(pending).items():
+            asked += n
+            requests[(hour, site_id, slot_id, 0, 0)] += n
+            if campaign_id is not None and creative_id is not None:
+                filled += n
+                served[(hour, site_id, slot_id, campaign_id, creative_id)] += n
+        if self._observer is not None and asked:
+            self._observer(filled, asked - filled)
+
     def flush(self) -> None:
         """Write what has been counted; on failure keep it for the next flush."""
         with self._flushing:
-            pending = drain(self._pending)
+            self._fold()
             requests, served = self._requests, self._served
-            asked = filled = 0
-            # Counted in C first (one flush sums tens of thousands of keys while requests wait
-            # for the GIL), then each distinct key once.
-            for (hour, site_id, slot_id, campaign_id, creative_id), n in Counter(pending).items():
-                asked += n
-                requests[(hour, site_id, slot_id, 0, 0)] += n
-                if campaign_id is not None and creative_id is not None:
-                    filled += n
-                    served[(hour, site_id, slot_id, campaign_id, creative_id)] += n
-            if self._observer is not None and asked:
-                self._observer(filled, asked - filled)
             rows = [(*key, n, 0, *_TALLIED_ZEROS) for key, n in requests.items()]
             rows += [(*key, 0, n, *_TALLIED_ZEROS) for key, n in served.items()]
             if not rows:
