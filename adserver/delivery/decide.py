@@ -148,6 +148,39 @@ class _Targets:
             self, "any", self.paths or self.keywords or self.devices or self.countries
         )
 
+    @classmethod
+    def of(cls, targeting: Iterable[Targeting]) -> _Targets:
+        """The dimensions some of ``targeting`` looks at."""
+        targeting = list(targeting)
+        return cls(
+            paths=any(t.paths is not None or t.exclude_paths is not None for t in targeting),
+            keywords=any(t.keywords or t.exclude_keywords for t in targeting),
+            devices=any(t.devices for t in targeting),
+            countries=any(t.countries for t in targeting),
+        )
+
+    def key(self, request: DecideRequest) -> Hashable:
+        """A memo's key for the reader's context: only what is targeted tells one context
+        from another."""
+        if not self.any:
+            return None
+        return (
+            request.path if self.paths else None,
+            request.keywords if self.keywords else None,
+            request.device if self.devices else None,
+            request.country if self.countries else None,
+        )
+
+
+def _flight_bounds(campaigns: Iterable[CampaignSpec]) -> set[float]:
+    """Every finite flight start and end of ``campaigns``."""
+    return {
+        bound
+        for campaign in campaigns
+        for bound in (campaign.opens, campaign.closes)
+        if -math.inf < bound < math.inf
+    }
+
 
 @dataclass(frozen=True, slots=True)
 class SlotSpec:
@@ -177,20 +210,9 @@ class SlotSpec:
 
     def __post_init__(self) -> None:
         fitting = _fitting_tiers(self.tiers, self.sizes)
-        bounds = {
-            bound
-            for tier in fitting
-            for campaign, _ in tier
-            for bound in (campaign.opens, campaign.closes)
-            if -math.inf < bound < math.inf
-        }
-        targeting = [campaign.targeting for tier in fitting for campaign, _ in tier]
-        targets = _Targets(
-            paths=any(t.paths is not None or t.exclude_paths is not None for t in targeting),
-            keywords=any(t.keywords or t.exclude_keywords for t in targeting),
-            devices=any(t.devices for t in targeting),
-            countries=any(t.countries for t in targeting),
-        )
+        campaigns = [campaign for tier in fitting for campaign, _ in tier]
+        bounds = _flight_bounds(campaigns)
+        targets = _Targets.of(campaign.targeting for campaign in campaigns)
         object.__setattr__(self, "fitting", fitting)
         object.__setattr__(self, "bounds", tuple(sorted(bounds)))
         object.__setattr__(self, "targets", targets)
@@ -440,28 +462,14 @@ def _resolve(site: SiteSpec, slots: tuple[SlotRequest, ...]) -> _Page:
         wants.append((wanted.name, slot, wanted.sizes))
     asked = {want[0] for want in wants}
     roadblocks = [c for c, fitting in site.roadblocks if asked.intersection(fitting)]
-    targets = [want[1].targets for want in wants]
-    targeting = [campaign.targeting for campaign in roadblocks]
-    bounds = {bound for want in wants for bound in want[1].bounds}
-    bounds.update(
-        bound
-        for campaign in roadblocks
-        for bound in (campaign.opens, campaign.closes)
-        if -math.inf < bound < math.inf
-    )
+    booked = [campaign for want in wants for tier in want[1].fitting for campaign, _ in tier]
+    bounds = {bound for want in wants for bound in want[1].bounds} | _flight_bounds(roadblocks)
     return _Page(
         tuple(names),
         tuple(wants),
         tuple(errors),
         tuple(want[1].id for want in wants),
-        _Targets(
-            paths=any(t.paths for t in targets)
-            or any(t.paths is not None or t.exclude_paths is not None for t in targeting),
-            keywords=any(t.keywords for t in targets)
-            or any(t.keywords or t.exclude_keywords for t in targeting),
-            devices=any(t.devices for t in targets) or any(t.devices for t in targeting),
-            countries=any(t.countries for t in targets) or any(t.countries for t in targeting),
-        ),
+        _Targets.of(campaign.targeting for campaign in booked + roadblocks),
         tuple(sorted(bounds)),
     )
 
@@ -469,17 +477,7 @@ def _resolve(site: SiteSpec, slots: tuple[SlotRequest, ...]) -> _Page:
 def _planned(site: SiteSpec, page: _Page, context: ReaderContext) -> _Plan:
     """The page's plan for the reader's context, from the page's memo."""
     request = context.request
-    targets = page.targets
-    key = (
-        (
-            request.path if targets.paths else None,
-            request.keywords if targets.keywords else None,
-            request.device if targets.devices else None,
-            request.country if targets.countries else None,
-        )
-        if targets.any
-        else None
-    )
+    key = page.targets.key(request)
     plan = page.plans.get(key)
     if plan is None or not plan.opens <= request.now < plan.closes:
         plan = _plan(site, page, context)
@@ -627,18 +625,7 @@ def _tiers(want: _Want, context: ReaderContext) -> tuple[_TierInContext, ...]:
     if wanted is not None:
         return _in_context(slot, context, _fitting_tiers(slot.tiers, _sizes(want))).tiers
     request = context.request
-    # Only what some campaign of the slot targets tells one reader's context from another's.
-    targets = slot.targets
-    key = (
-        (
-            request.path if targets.paths else None,
-            request.keywords if targets.keywords else None,
-            request.device if targets.devices else None,
-            request.country if targets.countries else None,
-        )
-        if targets.any
-        else None
-    )
+    key = slot.targets.key(request)
     admitted = slot.seen.get(key)
     if admitted is None or not admitted.opens <= request.now < admitted.closes:
         admitted = _in_context(slot, context, slot.fitting)
