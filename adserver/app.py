@@ -115,7 +115,10 @@ def create_app(settings: Settings) -> AdServer:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
         runtime.writer.start()
         refreshers = [
-            Periodic("inventory", settings.inventory_poll_interval, runtime.inventory.refresh),
+            Periodic("inventory", settings.inventory_poll_interval, runtime.inventory.patch),
+            Periodic(
+                "rebuilds", settings.inventory_poll_interval, runtime.inventory.rebuild_when_due
+            ),
             Periodic("counters", settings.counter_flush_interval, runtime.counters.flush),
             Periodic("audience", settings.counter_flush_interval, runtime.audience.tick),
             Periodic("folds", FOLD_INTERVAL, runtime.fold),

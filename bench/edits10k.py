@@ -2,8 +2,8 @@
 while decide is under load.
 
 Each edit is timed twice: the PATCH's answer (target p99 < 50 ms), and from that answer until
-the serving process's snapshot holds it (its ``/healthz`` inventory version reaches the
-database's version after the write; target: every edit within 2 s). Decide load runs
+the serving process's snapshot holds it (the edits its ``/healthz`` inventory covers reach the
+database's edits counter after the write; target: every edit within 2 s). Decide load runs
 alternate with and without the edits (target: >= 0.9x of the quiet rate).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from adserver.core.db import inventory_version, make_engine
+from adserver.core.db import inventory_counters, make_engine
 from adserver.services.tokens import create_api_token
 from bench import cases, load
 from bench.fixture import Fixture
@@ -113,9 +113,9 @@ class ApiEditor(threading.Thread):
             return
         self._figures.patch_ms.append((answered - sent) * 1000)
         with engine.connect() as connection:
-            written = inventory_version(connection)
+            _, written = inventory_counters(connection)
         while time.monotonic() - sent < GIVE_UP_S:
-            held = probe.get("/healthz").json()["inventory"]["version"]
+            held = probe.get("/healthz").json()["inventory"]["edits"]
             if held >= written:
                 self._figures.served_s.append(time.monotonic() - answered)
                 return

@@ -385,10 +385,10 @@ def test_rebuilds_take_at_most_a_twentieth_of_the_time_while_campaigns_keep_chan
     with engine.begin() as connection:
         bump_inventory_version(connection)
     clock.now = 19.0
-    inventory.refresh()
+    inventory.rebuild_when_due()
     assert inventory.current is first  # the change waits for the rest to end
     clock.now = 20.0
-    inventory.refresh()
+    inventory.rebuild_when_due()
     assert inventory.current.version == first.version + 1
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select
 
-from adserver.core.db import bump_inventory_version, make_engine, migrate
+from adserver.core.db import bump_inventory_version, inventory_counters, make_engine, migrate
 from adserver.core.models import CampaignDelivery, Change, table
 from adserver.delivery.decide import (
     CampaignSpec,
@@ -72,6 +72,12 @@ def inventory(engine: Engine) -> Inventory:
     return held
 
 
+def refresh(held: Inventory) -> None:
+    """Both refreshers' work, as the serving process's two threads do it."""
+    held.patch()
+    held.rebuild_when_due()
+
+
 def full(engine: Engine) -> dict[str, Any]:
     with engine.connect() as connection:
         return shape(build_snapshot(connection, base_url="http://ads.example", now=NOW.timestamp()))
@@ -95,7 +101,7 @@ def test_service_edits_patch_the_snapshot_as_a_full_rebuild_would(engine: Engine
     def edit(work: Any) -> None:
         with engine.begin() as connection:
             work(connection)
-        held.refresh()
+        refresh(held)
         assert shape(held.current) == full(engine)
         assert held.current.sites["blog"] is blog  # untouched: patched, not rebuilt
 
@@ -189,7 +195,7 @@ def test_site_and_slot_edits_patch_the_snapshot_as_a_full_rebuild_would(engine: 
         rebuilds, patches = held.rebuilds, held.patches
         with engine.begin() as connection:
             work(connection)
-        held.refresh()
+        refresh(held)
         assert (held.rebuilds, held.patches) == (rebuilds, patches + 1)  # no full rebuild
         assert shape(held.current) == full(engine)
         for key, site in kept.items():
@@ -291,7 +297,7 @@ def test_other_changes_still_rebuild_everything(engine: Engine) -> None:
     blog = held.current.sites["blog"]
     with engine.begin() as c:  # a bump from outside the service layer (the pacing job's)
         bump_inventory_version(c)
-    held.refresh()
+    refresh(held)
     assert (held.rebuilds, held.patches) == (2, 0)
     assert held.current.sites["blog"] is not blog
     assert shape(held.current) == full(engine)
@@ -299,10 +305,125 @@ def test_other_changes_still_rebuild_everything(engine: Engine) -> None:
     with engine.begin() as c:  # more changes at once than a patch is worth
         for n in range(MAX_CHANGES + 1):
             make_slot(c, site="blog", name=f"slot-{n}")
-    held.refresh()
+    refresh(held)
     assert (held.rebuilds, held.patches) == (3, 0)
     assert held.current.sites["blog"] is not blog
     assert shape(held.current) == full(engine)
+
+
+def weight(held: Inventory, campaign_id: int) -> int:
+    """The campaign's weight as the held snapshot serves it."""
+    return next(
+        spec.weight
+        for site in held.current.sites.values()
+        for slot in site.slots.values()
+        for tier in slot.tiers
+        for spec in tier
+        if spec.id == campaign_id
+    )
+
+
+class HeldBuild:
+    """Holds every full build after it has read the database, until the test lets it go:
+    a rebuild of 10,000 campaigns takes seconds, and edits go on meanwhile."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.read = threading.Event()
+        self.go_on = threading.Event()
+
+        def held_build(connection: Any, **options: Any) -> Snapshot:
+            built = build_snapshot(connection, **options)
+            self.read.set()
+            assert self.go_on.wait(10)
+            return built
+
+        monkeypatch.setattr("adserver.delivery.inventory.build_snapshot", held_build)
+
+    def rebuild(self, held: Inventory) -> threading.Thread:
+        """``held.rebuild()`` in a thread of its own, once it has read the database."""
+        worker = threading.Thread(target=held.rebuild)
+        worker.start()
+        assert self.read.wait(10)
+        return worker
+
+
+def reweigh(engine: Engine, campaign_id: int, value: int) -> None:
+    with engine.begin() as c:
+        campaigns.update_campaign(
+            c,
+            campaign_id=campaign_id,
+            data=CampaignUpdate(weight=value),
+            expected_version=None,
+            actor=SYSTEM,
+            now=NOW,
+        )
+
+
+def test_an_edit_serves_while_a_full_rebuild_runs_and_the_rebuild_keeps_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with engine.begin() as c:
+        make_site(c, key="news")
+        top = make_slot(c, site="news", name="top")
+        campaign = make_campaign(c, slots=[top.id], weight=1)
+        make_creative(c, campaign=campaign.id)
+    held = inventory(engine)
+    build = HeldBuild(monkeypatch)
+    rebuilding = build.rebuild(held)
+    try:
+        reweigh(engine, campaign.id, 7)
+        held.patch()  # the edits' refresher, while the rebuild is still at work
+        assert weight(held, campaign.id) == 7
+    finally:
+        build.go_on.set()
+        rebuilding.join(10)
+    assert held.rebuilds == 2
+    assert weight(held, campaign.id) == 7  # the rebuild read weight 1, and caught up
+    assert shape(held.current) == full(engine)
+    with engine.connect() as c:
+        assert (held.current.version, held.edits) == inventory_counters(c)
+
+
+def test_a_full_rebuild_applies_the_edits_made_while_it_ran_before_it_publishes(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with engine.begin() as c:
+        make_site(c, key="news")
+        top = make_slot(c, site="news", name="top")
+        campaign = make_campaign(c, slots=[top.id], weight=1)
+        make_creative(c, campaign=campaign.id)
+    held = inventory(engine)
+    build = HeldBuild(monkeypatch)
+    rebuilding = build.rebuild(held)
+    reweigh(engine, campaign.id, 7)  # no patch runs before the rebuild publishes
+    build.go_on.set()
+    rebuilding.join(10)
+    assert (held.rebuilds, held.patches) == (2, 1)
+    assert weight(held, campaign.id) == 7
+    assert shape(held.current) == full(engine)
+    with engine.connect() as c:
+        assert (held.current.version, held.edits) == inventory_counters(c)
+    held.patch()
+    assert held.patches == 1  # nothing left to patch
+
+
+def test_edits_are_patched_while_a_pacing_change_waits_for_its_rebuild(engine: Engine) -> None:
+    with engine.begin() as c:
+        make_site(c, key="news")
+        top = make_slot(c, site="news", name="top")
+        campaign = make_campaign(c, slots=[top.id], weight=1)
+        make_creative(c, campaign=campaign.id)
+    held = inventory(engine)
+    with engine.begin() as c:  # the pacing job's bump: only a full rebuild covers it
+        bump_inventory_version(c)
+    reweigh(engine, campaign.id, 7)
+    held.patch()
+    assert weight(held, campaign.id) == 7
+    with engine.connect() as c:
+        version, _ = inventory_counters(c)
+    assert held.current.version == version - 1  # the snapshot says what it does not cover
+    held.rebuild_when_due()
+    assert (held.rebuilds, held.current.version) == (2, version)
 
 
 def test_a_replaced_snapshot_is_freed_without_the_collector(engine: Engine) -> None:
@@ -328,7 +449,7 @@ def test_a_replaced_snapshot_is_freed_without_the_collector(engine: Engine) -> N
                 actor=SYSTEM,
                 now=NOW,
             )
-        held.refresh()
+        refresh(held)
         assert held.patches == 1
         held.rebuild()
         del held

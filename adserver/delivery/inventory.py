@@ -2,17 +2,18 @@
 
 A snapshot is built aside (in a worker thread) and published by replacing one reference, so a
 decision in flight keeps the snapshot it started with and is never blocked by a rebuild. The
-holder rebuilds when the shared inventory version changes (every admin write bumps it), when the
-pacing figures change, and at least every ``max_age`` seconds so flight bounds and throttles
-stay current.
+holder patches in the service layer's edits as they come (every admin write bumps the shared
+inventory version and names what it changed), and rebuilds everything when the pacing figures
+change and at least every ``max_age`` seconds so flight bounds and throttles stay current.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -416,8 +417,13 @@ REBUILD_SHARE = 0.05
 class Inventory:
     """Holds the current snapshot; ``current`` is a plain attribute read, never a lock.
 
-    A change the service layer made is applied by re-reading only the campaigns and sites it
-    names (``incremental``), with its own, short rest; anything else takes a full rebuild."""
+    Two refreshers keep it current, each in a thread of its own. ``patch`` applies the service
+    layer's edits by re-reading only the campaigns and sites they name (``incremental``), with
+    its own, short rest. ``rebuild_when_due`` builds everything again when the snapshot is old
+    or something other than an edit (the pacing job) changed the inventory. A full rebuild of
+    10,000 campaigns takes seconds: edits are patched in meanwhile, and the rebuild applies
+    those made since it read the database before it publishes, so an edit never waits for a
+    rebuild and a rebuild never takes one back. One lock orders the publications."""
 
     def __init__(
         self,
@@ -437,13 +443,23 @@ class Inventory:
         self._rest_until = 0.0
         self._patch_rest_until = 0.0
         self._reuse = Reuse()
-        #: The edits counter and newest change id the current snapshot covers.
+        self._publish = threading.Lock()
+        #: What the current snapshot covers: the edits counter, the other bumps of the
+        #: inventory version (the version less the edits), and the newest change id.
         self._edits = 0
+        self._others = 0
         self._change_mark = 0
+        #: Set when the edits since the snapshot are too many to patch.
+        self._patch_refused = False
         #: Full rebuilds and patches so far (``/healthz`` shows them).
         self.rebuilds = 0
         self.patches = 0
         self.current = Snapshot.empty()
+
+    @property
+    def edits(self) -> int:
+        """The edits counter the current snapshot covers (``/healthz`` shows it)."""
+        return self._edits
 
     def rebuild(self) -> Snapshot:
         """Build a new snapshot (blocking; run it in a thread from async code) and publish it."""
@@ -451,56 +467,77 @@ class Inventory:
         now = time.time()
         with self._engine.connect() as connection:
             # Read before the data: a change committed meanwhile is applied again, never lost.
-            _, edits = inventory_counters(connection)
+            version, edits = inventory_counters(connection)
             mark = incremental.last_change(connection)
             snapshot = build_snapshot(
                 connection, base_url=self._base_url, now=now, reuse=self._reuse
             )
-        self.current = snapshot
-        self._edits, self._change_mark = edits, mark
+        # A connection of its own: the edits committed since the read above must be seen.
+        with self._engine.connect() as connection, self._publish:
+            self._edits, self._others, self._change_mark = edits, version - edits, mark
+            self._patch_refused = False
+            self.current = self._covering(snapshot)
+            self._apply_edits(connection)
         self.rebuilds += 1
         self._built_at = now
         finished = self._clock()
         self._rest_until = finished + (finished - started) * (1 / REBUILD_SHARE - 1)
-        return snapshot
+        return self.current
 
-    def refresh(self) -> None:
-        """Bring the snapshot up to date if the data changed (patched when only the service
-        layer's edits changed it), or rebuild it when it is old, each once its last run's rest
-        is over; the periodic refresher's work."""
-        started = self._clock()
+    def patch(self) -> None:
+        """Apply the service layer's edits since the snapshot, once the last patch's rest is
+        over; the edits' refresher."""
+        if self._clock() < self._patch_rest_until:
+            return
         cpu_started = self._cpu_clock()
-        full_ready = started >= self._rest_until
-        if full_ready and time.time() - self._built_at >= self._max_age:
-            self.rebuild()
-            return
-        if started < self._patch_rest_until:
-            return
-        with self._engine.connect() as connection:
-            version, edits = inventory_counters(connection)
-            if version == self.current.version:
+        with self._engine.connect() as connection, self._publish:
+            if not self._apply_edits(connection):
                 return
-            # Only the service layer's edits since the snapshot, each named in the history.
-            if version - self.current.version == edits - self._edits:
-                changes = incremental.changes_since(
-                    connection, self.current, since=self._change_mark
-                )
-                if changes is not None:
-                    self.current = incremental.apply_changes(
-                        connection,
-                        self.current,
-                        changes,
-                        version=version,
-                        base_url=self._base_url,
-                        now=time.time(),
-                        reuse=self._reuse,
-                    )
-                    self._edits, self._change_mark = edits, changes.mark
-                    self.patches += 1
-                    # A patch mostly waits on the database; its rest counts the CPU it took
-                    # from decisions, not that wait.
-                    spent = self._cpu_clock() - cpu_started
-                    self._patch_rest_until = self._clock() + spent * (1 / REBUILD_SHARE - 1)
-                    return
-        if full_ready:
-            self.rebuild()
+        # A patch mostly waits on the database; its rest counts the CPU it took from
+        # decisions, not that wait.
+        spent = self._cpu_clock() - cpu_started
+        self._patch_rest_until = self._clock() + spent * (1 / REBUILD_SHARE - 1)
+
+    def rebuild_when_due(self) -> None:
+        """Rebuild once the last rebuild's rest is over, if the snapshot is old, or the edits
+        since it are too many to patch, or the inventory changed other than by an edit; the
+        rebuilds' refresher."""
+        if self._clock() < self._rest_until:
+            return
+        if not self._patch_refused and time.time() - self._built_at < self._max_age:
+            with self._engine.connect() as connection:
+                version, edits = inventory_counters(connection)
+            if version - edits == self._others:
+                return
+        self.rebuild()
+
+    def _apply_edits(self, connection: Connection) -> bool:
+        """Patch the edits committed since the current snapshot into it; whether there were
+        any. Called with the publication lock held."""
+        _, edits = inventory_counters(connection)
+        if edits == self._edits or self._patch_refused:
+            return False
+        # Only the service layer's edits since the snapshot, each named in the history.
+        changes = incremental.changes_since(connection, self.current, since=self._change_mark)
+        if changes is None:
+            self._patch_refused = True
+            return False
+        self.current = incremental.apply_changes(
+            connection,
+            self.current,
+            changes,
+            version=self._others + edits,
+            base_url=self._base_url,
+            now=time.time(),
+            reuse=self._reuse,
+        )
+        self._edits, self._change_mark = edits, changes.mark
+        self.patches += 1
+        return True
+
+    def _covering(self, snapshot: Snapshot) -> Snapshot:
+        """``snapshot`` with the version it covers: the bumps it saw, edits and others."""
+        version = self._others + self._edits
+        if snapshot.version == version:
+            return snapshot
+        return replace(snapshot, version=version)

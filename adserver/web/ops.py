@@ -103,6 +103,7 @@ async def healthz(request: Request) -> Response:
                 "sites": len(snapshot.sites),
                 "creatives": len(snapshot.creatives),
                 # How the snapshot was kept current: full rebuilds against patches.
+                "edits": svc.inventory.edits,
                 "rebuilds": svc.inventory.rebuilds,
                 "patches": svc.inventory.patches,
             },
