@@ -282,6 +282,22 @@ def test_weighted_rotation_shows_creatives_by_weight() -> None:
     assert counts[11] / DRAWS == pytest.approx(0.75, abs=TOLERANCE)
 
 
+@pytest.mark.parametrize("roadblock", [False, True], ids=["page", "roadblock"])
+def test_weighted_rotation_keeps_to_the_weights_on_a_page_of_several_slots(
+    roadblock: bool,
+) -> None:
+    # A page's draw (and a roadblock's placement) takes the creatives' running totals worked
+    # out with the slot's tiers and the page's plan, not per decision.
+    creatives = (creative(11, weight=3), creative(12, weight=1))
+    rotating = campaign(
+        1, tier="sponsorship", rotation="weighted", creatives=creatives, roadblock=roadblock
+    )
+    snap = snapshot(slot(rotating), slot(rotating, name="below", slot_id=2))
+    counts = tally(snap, request(SLOT, "below"), by_creative)
+    assert set(counts) == {11, 12}
+    assert counts[11] / DRAWS == pytest.approx(0.75, abs=TOLERANCE)
+
+
 def test_ctr_rotation_mostly_shows_the_best_creative_and_keeps_exploring() -> None:
     # Thompson sampling: a clearly better creative nearly always, two close ones both (each as
     # often as it may be the better), a new one often until its figures say otherwise.

@@ -17,10 +17,11 @@ import bisect
 import math
 import random
 import re
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
+from operator import itemgetter
 from types import MappingProxyType
 from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
@@ -140,13 +141,25 @@ class _Targets:
     keywords: bool
     devices: bool
     countries: bool
-    #: Any of them: when none, every reader context shares one memo entry.
-    any: bool = field(init=False, repr=False, compare=False)
+    #: A memo's key for the reader's context, read from the ``DecideRequest`` in C: only what
+    #: is targeted tells one context from another. With nothing targeted, the request's site,
+    #: which is the same for every request a memo sees (memos are per site, slot or page).
+    key: Callable[[DecideRequest], Hashable] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "any", self.paths or self.keywords or self.devices or self.countries
-        )
+        targeted = [
+            name
+            for name, on in (
+                ("path", self.paths),
+                ("keywords", self.keywords),
+                ("device", self.devices),
+                ("country", self.countries),
+            )
+            if on
+        ]
+        fields = DecideRequest._fields
+        indices = [fields.index(name) for name in targeted or ["site"]]
+        object.__setattr__(self, "key", itemgetter(*indices))
 
     @classmethod
     def of(cls, targeting: Iterable[Targeting]) -> _Targets:
@@ -157,18 +170,6 @@ class _Targets:
             keywords=any(t.keywords or t.exclude_keywords for t in targeting),
             devices=any(t.devices for t in targeting),
             countries=any(t.countries for t in targeting),
-        )
-
-    def key(self, request: DecideRequest) -> Hashable:
-        """A memo's key for the reader's context: only what is targeted tells one context
-        from another."""
-        if not self.any:
-            return None
-        return (
-            request.path if self.paths else None,
-            request.keywords if self.keywords else None,
-            request.device if self.devices else None,
-            request.country if self.countries else None,
         )
 
 
@@ -339,6 +340,8 @@ class _TierInContext:
     #: The campaigns' ids and labels: a page that shows none of them needs no page rule here.
     ids: frozenset[int]
     labels: frozenset[str]
+    #: Each pair's ``_creative_totals``, in the order of ``pairs``.
+    creative_totals: tuple[tuple[int, ...] | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,8 +410,10 @@ def decide(
 #: slot's own, which its memo covers).
 _Want = tuple[str, SlotSpec, tuple[str, ...] | None]
 #: A roadblock that may take the page: each of its slots the page asks for with its creatives
-#: that fit there, or None when one of them has none (the page gets no part of it).
-_Placement = tuple[tuple[_Want, tuple[CreativeSpec, ...]], ...] | None
+#: that fit there (and their ``_creative_totals``), or None when one of them has none (the page
+#: gets no part of it).
+_Placed = tuple[tuple[_Want, tuple[CreativeSpec, ...], tuple[int, ...] | None], ...]
+_Placement = _Placed | None
 
 
 class _Plan(NamedTuple):
@@ -511,7 +516,7 @@ def _plan(site: SiteSpec, page: _Page, context: ReaderContext) -> _Plan:
                 creatives = tuple(c for c in campaign.creatives if fits(c, sizes))
             if not creatives:
                 break
-            placement.append((want, creatives))
+            placement.append((want, creatives, _creative_totals(campaign, creatives)))
         names = tuple(want[0] for want in mine)
         fitted = len(placement) == len(mine)
         roadblocks.append((campaign, names, tuple(placement) if fitted else None))
@@ -577,15 +582,17 @@ def _decide_page(
             # page admits it (``_try_tier`` draws again otherwise, which keeps every chance exact).
             pairs = tier.pairs
             if len(pairs) == 1:
-                campaign, fitting = pairs[0]
+                found = 0
             else:
                 cumulative = tier.cumulative
                 total = cumulative[-1]
                 if total > 0:
                     found = bisect.bisect_right(cumulative, rng.random() * total)
-                    campaign, fitting = pairs[found if found < len(pairs) else -1]
+                    if found >= len(pairs):
+                        found = len(pairs) - 1
                 else:
-                    campaign, fitting = rng.choice(pairs)
+                    found = rng.randrange(len(pairs))  # as ``rng.choice`` draws
+            campaign, fitting = pairs[found]
             own = campaign.id
             if own in ids:
                 admitted = campaign.repeats
@@ -599,12 +606,15 @@ def _decide_page(
                 elif campaign.rotation == "even":  # ``_rotate``'s even draw, inline
                     creative = fitting[int(rng.random() * len(fitting))]
                 else:
-                    creative = _rotate(campaign, fitting, rng)
+                    creative = _rotate(campaign, fitting, rng, tier.creative_totals[found])
                 raw_id = prefix + getrandbits(56).to_bytes(7, "big")
                 decisions[want[0]] = _new_tuple(Decision, (raw_id, want[1], campaign, creative))
                 ids.add(own)
                 for label in campaign.labels:
                     labels.setdefault(label, own)
+                continue
+            if len(pairs) == 1:  # ``_try_tier`` would find no other campaign here
+                _next_tier(queue, tiers[index], index, position, at)
                 continue
         slot_notes = None if notes is None else notes.setdefault(want[0], {})
         decision = _try_tier(want[1], tier, context, rng, page, slot_notes, with_history)
@@ -614,8 +624,21 @@ def _decide_page(
             ids.add(campaign.id)
             for label in campaign.labels:
                 labels.setdefault(label, campaign.id)
-        elif position + 1 < len(tiers[index]):
-            bisect.insort(queue, (tiers[index][position + 1].rank, index, position + 1), lo=at)
+        else:
+            _next_tier(queue, tiers[index], index, position, at)
+
+
+def _next_tier(
+    queue: list[tuple[int, int, int]],
+    tiers: tuple[_TierInContext, ...],
+    index: int,
+    position: int,
+    at: int,
+) -> None:
+    """Queue the slot's next tier at its rank, if it has one, after the entries already
+    taken."""
+    if position + 1 < len(tiers):
+        bisect.insort(queue, (tiers[position + 1].rank, index, position + 1), lo=at)
 
 
 def _tiers(want: _Want, context: ReaderContext) -> tuple[_TierInContext, ...]:
@@ -705,7 +728,7 @@ def _place_roadblocks(
     drawn by weight (one the page already shows first); the others get none. True when one
     took the page's slots."""
     request = context.request
-    candidates: list[tuple[CampaignSpec, tuple[tuple[_Want, tuple[CreativeSpec, ...]], ...]]]
+    candidates: list[tuple[CampaignSpec, _Placed]]
     candidates = []
     for campaign, names, placement in plan.roadblocks:
         # ``pagerules.roadblock_refusal``, which a page with nothing on it yet always passes.
@@ -734,23 +757,23 @@ def _place_roadblocks(
         else:
             pick = _draw(candidates, _running(c.weight for c, _ in candidates), rng)
         campaign, placed = pick
-        for want, creatives in placed:
-            creative = creatives[0] if len(creatives) == 1 else _rotate(campaign, creatives, rng)
+        for want, creatives, totals in placed:
+            creative = _rotate(campaign, creatives, rng, totals)
             raw_id = context.prefix + rng.getrandbits(56).to_bytes(7, "big")
             decisions[want[0]] = _new_tuple(Decision, (raw_id, want[1], campaign, creative))
         page.take(campaign)
         if len(candidates) == 1:
             break
-        taken = {want[0] for want, _ in placed}
+        taken = {want[0] for want, _, _ in placed}
         rest = []
         for other in candidates:
             if other is pick:
                 continue
-            overlaps = any(want[0] in taken for want, _ in other[1])
+            overlaps = any(want[0] in taken for want, _, _ in other[1])
             if not overlaps and page.admits(other[0]):
                 rest.append(other)
             elif notes is not None:
-                for want, _ in other[1]:
+                for want, _, _ in other[1]:
                     notes.setdefault(want[0], {})[other[0].id] = (
                         "lost_draw" if overlaps else "page_rule"
                     )
@@ -784,6 +807,7 @@ def _in_context(slot: SlotSpec, context: ReaderContext, fitting: tuple[Tier, ...
                     any(c.fc_count is not None for c in campaigns),
                     frozenset(c.id for c in campaigns),
                     frozenset(label for c in campaigns for label in c.labels),
+                    tuple(_creative_totals(campaign, fitting) for campaign, fitting in pairs),
                 )
             )
     return _InContext(opens, closes, tuple(tiers))
@@ -918,8 +942,13 @@ def capped(campaign: CampaignSpec, request: DecideRequest) -> bool:
 
 
 def _rotate(
-    campaign: CampaignSpec, fitting: Sequence[CreativeSpec], rng: random.Random
+    campaign: CampaignSpec,
+    fitting: Sequence[CreativeSpec],
+    rng: random.Random,
+    totals: tuple[int, ...] | None = None,
 ) -> CreativeSpec:
+    """One of the campaign's creatives that fit, by its rotation; ``totals`` are
+    ``_creative_totals`` when worked out ahead."""
     if len(fitting) == 1:
         return fitting[0]
     if campaign.rotation == "even":
@@ -927,7 +956,17 @@ def _rotate(
         return fitting[int(rng.random() * len(fitting))]
     if campaign.rotation == "ctr":
         return _thompson(fitting, rng)
-    return _draw(fitting, _running(c.weight for c in fitting), rng)
+    return _draw(fitting, totals or _running(c.weight for c in fitting), rng)
+
+
+def _creative_totals(
+    campaign: CampaignSpec, fitting: Sequence[CreativeSpec]
+) -> tuple[int, ...] | None:
+    """The running totals of the creatives' weights when ``_rotate`` draws by weight among
+    several: worked out once with the slot's tiers or the page's plan, not per decision."""
+    if len(fitting) == 1 or campaign.rotation in ("even", "ctr"):
+        return None
+    return _running(c.weight for c in fitting)
 
 
 def _thompson(fitting: Sequence[CreativeSpec], rng: random.Random) -> CreativeSpec:
