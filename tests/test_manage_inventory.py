@@ -347,6 +347,17 @@ class HeldBuild:
         return worker
 
 
+@pytest.fixture
+def booked(engine: Engine) -> int:
+    """One campaign of weight 1, with a creative, on the news site's top slot: its id."""
+    with engine.begin() as c:
+        make_site(c, key="news")
+        top = make_slot(c, site="news", name="top")
+        campaign = make_campaign(c, slots=[top.id], weight=1)
+        make_creative(c, campaign=campaign.id)
+    return campaign.id
+
+
 def reweigh(engine: Engine, campaign_id: int, value: int) -> None:
     with engine.begin() as c:
         campaigns.update_campaign(
@@ -360,46 +371,36 @@ def reweigh(engine: Engine, campaign_id: int, value: int) -> None:
 
 
 def test_an_edit_serves_while_a_full_rebuild_runs_and_the_rebuild_keeps_it(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, booked: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with engine.begin() as c:
-        make_site(c, key="news")
-        top = make_slot(c, site="news", name="top")
-        campaign = make_campaign(c, slots=[top.id], weight=1)
-        make_creative(c, campaign=campaign.id)
     held = inventory(engine)
     build = HeldBuild(monkeypatch)
     rebuilding = build.rebuild(held)
     try:
-        reweigh(engine, campaign.id, 7)
+        reweigh(engine, booked, 7)
         held.patch()  # the edits' refresher, while the rebuild is still at work
-        assert weight(held, campaign.id) == 7
+        assert weight(held, booked) == 7
     finally:
         build.go_on.set()
         rebuilding.join(10)
     assert held.rebuilds == 2
-    assert weight(held, campaign.id) == 7  # the rebuild read weight 1, and caught up
+    assert weight(held, booked) == 7  # the rebuild read weight 1, and caught up
     assert shape(held.current) == full(engine)
     with engine.connect() as c:
         assert (held.current.version, held.edits) == inventory_counters(c)
 
 
 def test_a_full_rebuild_applies_the_edits_made_while_it_ran_before_it_publishes(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, booked: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with engine.begin() as c:
-        make_site(c, key="news")
-        top = make_slot(c, site="news", name="top")
-        campaign = make_campaign(c, slots=[top.id], weight=1)
-        make_creative(c, campaign=campaign.id)
     held = inventory(engine)
     build = HeldBuild(monkeypatch)
     rebuilding = build.rebuild(held)
-    reweigh(engine, campaign.id, 7)  # no patch runs before the rebuild publishes
+    reweigh(engine, booked, 7)  # no patch runs before the rebuild publishes
     build.go_on.set()
     rebuilding.join(10)
     assert (held.rebuilds, held.patches) == (2, 1)
-    assert weight(held, campaign.id) == 7
+    assert weight(held, booked) == 7
     assert shape(held.current) == full(engine)
     with engine.connect() as c:
         assert (held.current.version, held.edits) == inventory_counters(c)
@@ -407,18 +408,15 @@ def test_a_full_rebuild_applies_the_edits_made_while_it_ran_before_it_publishes(
     assert held.patches == 1  # nothing left to patch
 
 
-def test_edits_are_patched_while_a_pacing_change_waits_for_its_rebuild(engine: Engine) -> None:
-    with engine.begin() as c:
-        make_site(c, key="news")
-        top = make_slot(c, site="news", name="top")
-        campaign = make_campaign(c, slots=[top.id], weight=1)
-        make_creative(c, campaign=campaign.id)
+def test_edits_are_patched_while_a_pacing_change_waits_for_its_rebuild(
+    engine: Engine, booked: int
+) -> None:
     held = inventory(engine)
     with engine.begin() as c:  # the pacing job's bump: only a full rebuild covers it
         bump_inventory_version(c)
-    reweigh(engine, campaign.id, 7)
+    reweigh(engine, booked, 7)
     held.patch()
-    assert weight(held, campaign.id) == 7
+    assert weight(held, booked) == 7
     with engine.connect() as c:
         version, _ = inventory_counters(c)
     assert held.current.version == version - 1  # the snapshot says what it does not cover
