@@ -438,15 +438,7 @@ def test_a_replaced_snapshot_is_freed_without_the_collector(engine: Engine) -> N
     try:
         held = inventory(engine)
         held.rebuild()
-        with engine.begin() as c:
-            campaigns.update_campaign(
-                c,
-                campaign_id=campaign.id,
-                data=CampaignUpdate(weight=7),
-                expected_version=None,
-                actor=SYSTEM,
-                now=NOW,
-            )
+        reweigh(engine, campaign.id, 7)
         refresh(held)
         assert held.patches == 1
         held.rebuild()
