@@ -701,7 +701,8 @@ def random_slot(rng: random.Random, slot_id: int) -> SlotSpec:
 
 def test_the_memo_of_reader_contexts_never_changes_a_decision() -> None:
     # Each decision is made twice with the same random draws: from the slot's memo (the
-    # slot's own sizes) and by checking every campaign (the page asks for those same sizes).
+    # slot's own sizes), and with the memo emptied, checking every campaign (the page asks
+    # for those same sizes, the narrowed path).
     rng = random.Random(11)
     slots = [random_slot(rng, n) for n in range(1, 9)]
     snap = snapshot(*slots)
@@ -719,16 +720,34 @@ def test_the_memo_of_reader_contexts_never_changes_a_decision() -> None:
             context["frequency"] = {c.id: (NOW - 60, NOW - 30) for t in chosen.tiers for c in t}
         seed = rng.randrange(2**32)
         memo = decide(snap, request(chosen.name, **context), random.Random(seed))
+        kept = dict(chosen.seen)
+        chosen.seen.clear()
         checked = decide(
             snap,
             request(SlotRequest(chosen.name, chosen.sizes), **context),
             random.Random(seed),
         )
+        chosen.seen.clear()
+        chosen.seen.update(kept)
         outcome = memo.decisions[chosen.name], checked.decisions[chosen.name]
         if outcome[0] != outcome[1]:
             differences.append((trial, outcome))
     assert differences == []
     assert any(s.seen for s in slots)
+
+
+def test_sizes_a_page_narrowed_have_memo_entries_of_their_own() -> None:
+    # A phone's tag asks for the slot's narrow sizes only, one lazy slot a request: the same
+    # page seen again is decided from the memo, and each set of sizes keeps to its creatives.
+    wide, narrow = creative(11, size="728x90"), creative(12, size="300x250")
+    snap = snapshot(slot(campaign(1, creatives=(wide, narrow)), sizes=("728x90", "300x250")))
+    rng = random.Random(1)
+    for _ in range(20):
+        phone = decide(snap, request(SlotRequest(SLOT, ("300x250",))), rng).decisions[SLOT]
+        desktop = decide(snap, request(SlotRequest(SLOT, ("728x90",))), rng).decisions[SLOT]
+        assert phone is not None and phone.creative.id == narrow.id
+        assert desktop is not None and desktop.creative.id == wide.id
+    assert len(snap.sites["demo"].slots[SLOT].seen) == 2
 
 
 def test_the_memo_is_bounded_per_slot() -> None:

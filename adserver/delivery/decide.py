@@ -202,9 +202,10 @@ class SlotSpec:
     bounds: tuple[float, ...] = field(init=False, repr=False, compare=False)
     #: Which reader dimensions some campaign of ``fitting`` targets (by days and hours aside).
     targets: _Targets = field(init=False, repr=False, compare=False)
-    #: Reader context -> the campaigns in flight that its targeting admits (``_in_context``).
-    #: A page is viewed over and over by readers alike, so this is worked out once per context
-    #: and flight period; it never changes an outcome, only what the decision costs.
+    #: Reader context (and the sizes a page narrowed the slot to, if it did) -> the campaigns in
+    #: flight that its targeting admits (``_in_context``). A page is viewed over and over by
+    #: readers alike, so this is worked out once per context and flight period; it never
+    #: changes an outcome, only what the decision costs.
     seen: dict[Hashable, _InContext] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -642,16 +643,19 @@ def _next_tier(
 
 
 def _tiers(want: _Want, context: ReaderContext) -> tuple[_TierInContext, ...]:
-    """The slot's tiers of campaigns in flight that the reader's context admits: from the
-    slot's memo for its own sizes, worked out afresh for sizes the page narrowed."""
+    """The slot's tiers of campaigns in flight that the reader's context admits, from the
+    slot's memo: for its own sizes, or for the sizes a page narrowed them to (a phone's tag
+    narrows every slot's, and loads lazy slots one request each)."""
     _, slot, wanted = want
-    if wanted is not None:
-        return _in_context(slot, context, _fitting_tiers(slot.tiers, _sizes(want))).tiers
     request = context.request
-    key = slot.targets.key(request)
+    key: Hashable = slot.targets.key(request)
+    if wanted is not None:
+        # The slot's bounds and targets cover every campaign the narrowed sizes may keep.
+        key = (wanted, key)
     admitted = slot.seen.get(key)
     if admitted is None or not admitted.opens <= request.now < admitted.closes:
-        admitted = _in_context(slot, context, slot.fitting)
+        fitting = slot.fitting if wanted is None else _fitting_tiers(slot.tiers, _sizes(want))
+        admitted = _in_context(slot, context, fitting)
         if len(slot.seen) >= MEMO_LIMIT:
             slot.seen.clear()
         slot.seen[key] = admitted
