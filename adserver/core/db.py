@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -20,7 +22,9 @@ INVENTORY_VERSION = "inventory_version"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the pragmas SQLite needs to be a durable, concurrent event store."""
+    """An engine with the pragmas SQLite needs to be a durable, concurrent event store, and a
+    quick reader of JSON columns."""
+    kwargs.setdefault("json_deserializer", read_json)
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
@@ -29,6 +33,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     # A database host that drops packets must not hold beacons for minutes: fail fast and spool.
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3}, **kwargs)
+
+
+def read_json(text: str | bytes) -> Any:
+    """A JSON column's value: a full rebuild reads tens of thousands of them (targetings,
+    sizes, labels), and the standard library's reader was a sixth of its time. What orjson
+    refuses and the standard library's writer may have written (NaN, a lone surrogate) is read
+    as before. (orjson reads integers beyond 64 bits as floats; validation keeps every integer
+    the columns hold within 31.)"""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
