@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
 from adserver.core.db import bump_inventory_version, inventory_counters, make_engine, migrate
-from adserver.core.models import CampaignDelivery, Change, table
+from adserver.core.models import CampaignDelivery, Change, HourlyStat, table
+from adserver.delivery import inventory as inventory_module
 from adserver.delivery.decide import (
     CampaignSpec,
     CreativeSpec,
@@ -422,6 +423,114 @@ def test_edits_are_patched_while_a_pacing_change_waits_for_its_rebuild(
     assert held.current.version == version - 1  # the snapshot says what it does not cover
     held.rebuild_when_due()
     assert (held.rebuilds, held.current.version) == (2, version)
+
+
+# --- what changes with nothing written ------------------------------------------------------
+
+
+def timed_inventory(engine: Engine, **ages: float) -> Inventory:
+    """An inventory whose timed refresh is due at every call (``max_age`` 0) unless told."""
+    held = Inventory(
+        engine,
+        base_url="http://ads.example",
+        clock=lambda: 0.0,
+        cpu_clock=lambda: 0.0,
+        **{"max_age": 0.0, **ages},
+    )
+    held.rebuild()
+    return held
+
+
+def on_top(held: Inventory) -> dict[str, CampaignSpec]:
+    return {c.name: c for tier in held.current.sites["news"].slots["top"].tiers for c in tier}
+
+
+@pytest.fixture
+def timed(engine: Engine) -> dict[str, int]:
+    """On news/top: an even-paced campaign with a goal over a long flight, one rotating its
+    creatives by click rate, and one served as fast as it can (nothing about it is timed)."""
+    with engine.begin() as c:
+        make_site(c, key="news")
+        top = make_slot(c, site="news", name="top")
+        even = make_campaign(
+            c,
+            name="Even",
+            slots=[top.id],
+            pacing="even",
+            goal={"kind": "impressions", "total": 1000},
+            ends_at="2099-01-01T00:00:00",
+        )
+        same = {"slots": [top.id], "advertiser": even.advertiser}
+        made = {
+            "Even": even,
+            "Clicks": make_campaign(c, name="Clicks", rotation="ctr", **same),
+            "Steady": make_campaign(c, name="Steady", pacing="asap", **same),
+        }
+        for campaign in made.values():
+            make_creative(c, campaign=campaign.id)
+            make_creative(c, campaign=campaign.id, name="Other")
+        ids = {name: campaign.id for name, campaign in made.items()}
+        c.execute(
+            insert(table(CampaignDelivery)),
+            [{"campaign_id": ids["Even"]}, {"campaign_id": ids["Steady"]}],
+        )
+    return ids
+
+
+def test_campaigns_that_change_with_nothing_written_are_read_again_without_a_rebuild(
+    engine: Engine, timed: dict[str, int]
+) -> None:
+    held = timed_inventory(engine)
+    before = on_top(held)
+    assert before["Even"].throttle == 1.0  # nothing delivered yet: behind its even line
+    clicks = held.current.creatives
+    # What the pacing job and the tally would write, with no bump of the inventory version.
+    with engine.begin() as c:
+        delivery = table(CampaignDelivery)
+        c.execute(update(delivery).values(impressions=900))
+        creative = before["Clicks"].creatives[0].id
+        c.execute(
+            insert(table(HourlyStat)).values(
+                hour=0, site_id=1, slot_id=1, campaign_id=timed["Clicks"],
+                creative_id=creative, impressions=400, clicks=20,
+            )
+        )  # fmt: skip
+    held.rebuild_when_due()
+    after = on_top(held)
+    assert (held.rebuilds, held.timed) == (1, 1)
+    assert after["Even"].throttle < 1.0  # 900 of 1,000 is far ahead of the flight's share
+    figures = {(c.impressions, c.clicks) for c in after["Clicks"].creatives}
+    assert figures == {(400, 20), (0, 0)}
+    assert held.current.creatives[creative].clicks == 20 and clicks[creative].clicks == 0
+    assert after["Steady"] is before["Steady"]  # not timed: not read again
+
+
+def test_a_timed_refresh_waits_for_its_age_and_reads_nothing_when_nothing_is_timed(
+    engine: Engine, booked: int
+) -> None:
+    held = timed_inventory(engine, max_age=3600.0)
+    first = held.current
+    held.rebuild_when_due()
+    assert held.current is first and held.timed == 0  # not due yet
+    held = timed_inventory(engine)
+    first = held.current
+    held.rebuild_when_due()
+    # Due, and the one campaign is served as fast as it can: nothing to read again.
+    assert held.current is first and (held.rebuilds, held.timed) == (1, 0)
+    assert on_top(held)["Launch"].id == booked
+
+
+def test_too_many_timed_campaigns_or_an_old_snapshot_take_a_full_rebuild(
+    engine: Engine, timed: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = timed_inventory(engine)
+    monkeypatch.setattr(inventory_module, "MAX_TIMED", 1)
+    held.rebuild_when_due()
+    assert (held.rebuilds, held.timed) == (2, 0)
+    monkeypatch.undo()
+    held = timed_inventory(engine, max_age=3600.0, full_age=0.0)
+    held.rebuild_when_due()
+    assert (held.rebuilds, held.timed) == (2, 0)
 
 
 def test_a_replaced_snapshot_is_freed_without_the_collector(engine: Engine) -> None:

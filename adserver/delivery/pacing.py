@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import ColumnElement, Engine, and_, or_, select, text
 
 from adserver.core.clock import UTC_ZONE, flight_instant, local_day_bounds
 from adserver.core.db import bump_inventory_version, insert_for
-from adserver.core.models import CampaignDelivery, table
+from adserver.core.models import Campaign, CampaignDelivery, table
 
 #: Never throttle an even-paced campaign below this share, so it can catch up if traffic drops.
 MIN_THROTTLE = 0.01
@@ -66,6 +66,22 @@ def throttle(campaign: Any, delivery: Any | None, now: float, zone: ZoneInfo) ->
     daily_share = campaign.goal_total * 86400 / (end - start)
     ahead = (delivered - target) / daily_share
     return MIN_THROTTLE + (1.0 - MIN_THROTTLE) * math.exp(-AHEAD_GAIN * ahead)
+
+
+def clock_bound() -> ColumnElement[bool]:
+    """The campaigns whose ``throttle`` the clock changes between two pacing refreshes: an even
+    pace follows the share of the flight gone by, and a daily goal starts afresh at the site's
+    midnight. Every other campaign's throttle changes only with its figures or its row."""
+    c = table(Campaign).c
+    return or_(
+        and_(
+            c.pacing == "even",
+            c.goal_total.is_not(None),
+            c.starts_at.is_not(None),
+            c.ends_at.is_not(None),
+        ),
+        c.goal_daily.is_not(None),
+    )
 
 
 def stop_reason(campaign: Any, delivery: Any | None, now: float, zone: ZoneInfo) -> str:

@@ -102,10 +102,12 @@ async def healthz(request: Request) -> Response:
                 "version": snapshot.version,
                 "sites": len(snapshot.sites),
                 "creatives": len(snapshot.creatives),
-                # How the snapshot was kept current: full rebuilds against patches.
+                # How the snapshot was kept current: full rebuilds against patches, and the
+                # timed campaigns' refreshes.
                 "edits": svc.inventory.edits,
                 "rebuilds": svc.inventory.rebuilds,
                 "patches": svc.inventory.patches,
+                "timed": svc.inventory.timed,
             },
             uptime_seconds=round(now - svc.started_at, 1),
             scheduler=await asyncio.to_thread(
