@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from adserver.core.db import bump_inventory_version, make_engine, migrate
@@ -30,6 +30,7 @@ from adserver.core.models import (
     HourlyStat,
     Site,
     Slot,
+    table,
 )
 from adserver.delivery import pacing, render
 from adserver.delivery.decide import (
@@ -438,6 +439,24 @@ def test_a_creative_whose_ctr_moved_gets_a_new_spec(session: Session) -> None:
     )
     after = rebuilt(session, reuse).creatives[pk(creative)]
     assert after.ctr > before.ctr
+
+
+def test_a_creative_read_again_and_again_keeps_one_spec(session: Session) -> None:
+    # Between two full rebuilds, patches and the timed refreshes read creatives again (a
+    # rotation by click rate every 30 s, its figures moving each time).
+    slot = make_slot(session, site=make_site(session))
+    campaign = make_campaign(session, slots=[slot], with_creative=False, rotation="ctr")
+    make_creative(session, campaign=campaign)
+    session.commit()
+    creatives = table(Creative)
+    columns = [column for column in creatives.c if column.name != "image"]
+    with session.get_bind().connect() as connection:  # type: ignore[union-attr]
+        row = connection.execute(select(*columns)).one()
+    reuse = Reuse()
+    specs = [reuse.creative(row, BASE_URL, (1000, clicks), row.click_url) for clicks in range(50)]
+    assert len({id(spec) for spec in specs}) == 50
+    assert reuse.kept == 1
+    assert reuse.creative(row, BASE_URL, (1000, 49), row.click_url) is specs[-1]
 
 
 # --- flight dates are booked in the site's time zone ---------------------------------------------

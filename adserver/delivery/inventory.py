@@ -387,15 +387,25 @@ def _group_by_tier(specs: list[CampaignSpec]) -> tuple[tuple[CampaignSpec, ...],
 
 
 class Reuse:
-    """The creative specs and compiled targetings of the last build, by the content each came
-    from: a rebuild after one edit compiles only what changed, and a row that changed in any
-    column is compiled afresh."""
+    """The creative specs and compiled targetings of the last full build, by the content each
+    came from: a rebuild after one edit compiles only what changed, and a row that changed in
+    any column is compiled afresh. Specs are kept by creative: patches and timed refreshes
+    between two full builds read creatives again (a rotation by click rate every 30 s), and
+    each read replaces that creative's spec rather than adding one."""
 
     def __init__(self) -> None:
-        self._last: dict[Hashable, CreativeSpec] = {}
-        self._next: dict[Hashable, CreativeSpec] = {}
+        #: By creative id: the key of the content its spec was compiled from, and the spec.
+        self._keys_last: dict[int, Hashable] = {}
+        self._specs_last: dict[int, CreativeSpec] = {}
+        self._keys_next: dict[int, Hashable] = {}
+        self._specs_next: dict[int, CreativeSpec] = {}
         self._targetings_last: dict[bytes, Targeting] = {}
         self._targetings_next: dict[bytes, Targeting] = {}
+
+    @property
+    def kept(self) -> int:
+        """The creative specs kept for the next build."""
+        return len(self._specs_next)
 
     def creative(
         self, row: Any, base_url: str, performance: tuple[int, int], landing: str
@@ -404,11 +414,16 @@ class Reuse:
         # tens of MB with 10,000 campaigns. Two contents of one id with one 64-bit hash are
         # not a risk worth the memory. JSON columns (lists) are hashed as tuples.
         content = tuple(tuple(v) if isinstance(v, list) else v for v in row)
-        key = (row.id, hash(content), base_url, performance, landing)
-        spec = self._last.get(key)
-        if spec is None:
+        key = (hash(content), base_url, performance, landing)
+        creative_id = row.id
+        if self._keys_next.get(creative_id) == key:
+            spec = self._specs_next[creative_id]
+        elif self._keys_last.get(creative_id) == key:
+            spec = self._specs_last[creative_id]
+        else:
             spec = _creative_spec(row, base_url, performance, landing)
-        self._next[key] = spec
+        self._keys_next[creative_id] = key
+        self._specs_next[creative_id] = spec
         return spec
 
     def targeting(self, raw: dict[str, Any] | None) -> Targeting:
@@ -423,7 +438,8 @@ class Reuse:
 
     def finish(self) -> None:
         """Keep this build's specs for the next one, and only those."""
-        self._last, self._next = self._next, {}
+        self._keys_last, self._keys_next = self._keys_next, {}
+        self._specs_last, self._specs_next = self._specs_next, {}
         self._targetings_last, self._targetings_next = self._targetings_next, {}
 
 
