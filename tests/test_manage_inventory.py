@@ -64,10 +64,10 @@ def shape(snapshot: Snapshot) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def inventory(engine: Engine) -> Inventory:
+def inventory(engine: Engine, **ages: float) -> Inventory:
     # A clock that never moves: every build takes no time, so no rest holds a refresh back.
     held = Inventory(
-        engine, base_url="http://ads.example", clock=lambda: 0.0, cpu_clock=lambda: 0.0
+        engine, base_url="http://ads.example", clock=lambda: 0.0, cpu_clock=lambda: 0.0, **ages
     )
     held.rebuild()
     return held
@@ -428,19 +428,6 @@ def test_edits_are_patched_while_a_pacing_change_waits_for_its_rebuild(
 # --- what changes with nothing written ------------------------------------------------------
 
 
-def timed_inventory(engine: Engine, **ages: float) -> Inventory:
-    """An inventory whose timed refresh is due at every call (``max_age`` 0) unless told."""
-    held = Inventory(
-        engine,
-        base_url="http://ads.example",
-        clock=lambda: 0.0,
-        cpu_clock=lambda: 0.0,
-        **{"max_age": 0.0, **ages},
-    )
-    held.rebuild()
-    return held
-
-
 def on_top(held: Inventory) -> dict[str, CampaignSpec]:
     return {c.name: c for tier in held.current.sites["news"].slots["top"].tiers for c in tier}
 
@@ -480,7 +467,7 @@ def timed(engine: Engine) -> dict[str, int]:
 def test_campaigns_that_change_with_nothing_written_are_read_again_without_a_rebuild(
     engine: Engine, timed: dict[str, int]
 ) -> None:
-    held = timed_inventory(engine)
+    held = inventory(engine, max_age=0.0)  # the timed refresh due at every call
     before = on_top(held)
     assert before["Even"].throttle == 1.0  # nothing delivered yet: behind its even line
     clicks = held.current.creatives
@@ -508,11 +495,11 @@ def test_campaigns_that_change_with_nothing_written_are_read_again_without_a_reb
 def test_a_timed_refresh_waits_for_its_age_and_reads_nothing_when_nothing_is_timed(
     engine: Engine, booked: int
 ) -> None:
-    held = timed_inventory(engine, max_age=3600.0)
+    held = inventory(engine, max_age=3600.0)
     first = held.current
     held.rebuild_when_due()
     assert held.current is first and held.timed == 0  # not due yet
-    held = timed_inventory(engine)
+    held = inventory(engine, max_age=0.0)
     first = held.current
     held.rebuild_when_due()
     # Due, and the one campaign is served as fast as it can: nothing to read again.
@@ -523,12 +510,12 @@ def test_a_timed_refresh_waits_for_its_age_and_reads_nothing_when_nothing_is_tim
 def test_too_many_timed_campaigns_or_an_old_snapshot_take_a_full_rebuild(
     engine: Engine, timed: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    held = timed_inventory(engine)
+    held = inventory(engine, max_age=0.0)
     monkeypatch.setattr(inventory_module, "MAX_TIMED", 1)
     held.rebuild_when_due()
     assert (held.rebuilds, held.timed) == (2, 0)
     monkeypatch.undo()
-    held = timed_inventory(engine, max_age=3600.0, full_age=0.0)
+    held = inventory(engine, max_age=3600.0, full_age=0.0)
     held.rebuild_when_due()
     assert (held.rebuilds, held.timed) == (2, 0)
 

@@ -526,8 +526,7 @@ class Inventory:
             self._apply_edits(connection)
         self.rebuilds += 1
         self._built_at = self._timed_at = now
-        finished = self._clock()
-        self._rest_until = finished + (finished - started) * (1 / REBUILD_SHARE - 1)
+        self._rest_from(started)
         return self.current
 
     def patch(self) -> None:
@@ -580,10 +579,15 @@ class Inventory:
                     reuse=self._reuse,
                 )
             self.timed += 1
-            finished = self._clock()
-            self._rest_until = finished + (finished - started) * (1 / REBUILD_SHARE - 1)
+            self._rest_from(started)
         self._timed_at = now
         return True
+
+    def _rest_from(self, started: float) -> None:
+        """After a full rebuild or a timed refresh that began at ``started``: rest until it has
+        taken no more than ``REBUILD_SHARE`` of the time since."""
+        finished = self._clock()
+        self._rest_until = finished + (finished - started) * (1 / REBUILD_SHARE - 1)
 
     def _apply_edits(self, connection: Connection) -> bool:
         """Patch the edits committed since the current snapshot into it; whether there were
