@@ -6,8 +6,11 @@ import random
 from urllib.parse import parse_qsl
 
 import pytest
+from starlette.requests import Request
 
-from adserver.delivery.decide import SlotRequest
+from adserver.delivery.decide import DecideRequest, SlotRequest
+from adserver.tracking import traffic
+from adserver.web.serve.decide import decide_request
 from adserver.web.serve.params import BadRequest, parse_decide, parse_query
 
 TRICKY = [
@@ -64,3 +67,26 @@ def test_a_long_slots_list_is_read_like_a_short_one() -> None:
     names = [f"slot-{n:03}-{'x' * 8}" for n in range(40)]
     params = parse_decide({"site": "s", "slots": ",".join(names)}, b"")
     assert [slot.name for slot in params.slots] == names
+
+
+def test_the_engine_request_carries_each_parameter_in_its_own_field() -> None:
+    params = parse_decide(
+        {"site": "s", "slots": "top", "url": "https://news.example/a/b", "keywords": "bikes"},
+        b'{"shown": [4], "fc": {"7": [1700000000]}}',
+    )
+    user_agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
+    request = Request({"type": "http", "client": ("8.8.8.8", 5000), "headers": []})
+    built = decide_request(request, params, 1_700_000_100.0, user_agent)
+    expected = DecideRequest(
+        site="s",
+        slots=(SlotRequest("top"),),
+        now=1_700_000_100.0,
+        path="/a/b",
+        keywords=frozenset({"bikes"}),
+        device="mobile",
+        country=traffic.country("8.8.8.8"),
+        frequency={7: (1_700_000_000.0,)},
+        shown=frozenset({4}),
+    )
+    assert type(built) is DecideRequest
+    assert built._asdict() == expected._asdict()

@@ -29,6 +29,7 @@ from adserver.web.serve.params import (
 
 NO_STORE = {"Cache-Control": "no-store"}
 NO_STORE_RAW = (b"cache-control", b"no-store")
+_new_tuple = tuple.__new__
 #: Errors that reveal nothing about a site are readable from any page, so the tag can log them.
 OPEN_CORS = {"Access-Control-Allow-Origin": "*"}
 
@@ -115,18 +116,21 @@ async def _is_admin(request: Request) -> bool:
 def decide_request(
     request: Request, params: DecideParams, now: float, user_agent: str
 ) -> DecideRequest:
-    """The engine's view of a request: parameters plus what the headers say of the reader."""
-    return DecideRequest(
-        site=params.site,
-        slots=params.slots,
-        now=now,
-        path=params.path,
-        keywords=params.keywords,
-        device=traffic.device_class(user_agent),
-        country=traffic.country(client_host(request)),
-        frequency=params.frequency,
-        shown=params.shown,
+    """The engine's view of a request: parameters plus what the headers say of the reader.
+    Made from all its fields in order, without the named tuple's ``__new__`` (a Python function
+    taking keywords: a third of a microsecond on every decide)."""
+    fields = (
+        params.site,
+        params.slots,
+        now,
+        params.path,
+        params.keywords,
+        traffic.device_class(user_agent),
+        traffic.country(client_host(request)),
+        params.frequency,
+        params.shown,
     )
+    return _new_tuple(DecideRequest, fields)
 
 
 #: The request headers the decide handler reads.
