@@ -113,7 +113,7 @@ class ApiEditor(threading.Thread):
             return
         self._figures.patch_ms.append((answered - sent) * 1000)
         with engine.connect() as connection:
-            _, written = inventory_counters(connection)
+            written = inventory_counters(connection).edits
         while time.monotonic() - sent < GIVE_UP_S:
             held = probe.get("/healthz").json()["inventory"]["edits"]
             if held >= written:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from adserver.core.db import bump_inventory_version, inventory_counters, make_engine, migrate
-from adserver.core.models import CampaignDelivery, Change, HourlyStat, table
+from adserver.core.models import Campaign, CampaignDelivery, Change, HourlyStat, table
 from adserver.delivery import inventory as inventory_module
 from adserver.delivery.decide import (
     CampaignSpec,
@@ -25,6 +25,7 @@ from adserver.delivery.decide import (
 )
 from adserver.delivery.incremental import MAX_CHANGES
 from adserver.delivery.inventory import Inventory, build_snapshot
+from adserver.delivery.pacing import refresh_delivery
 from adserver.services import campaigns, creatives, history, sites, slots
 from adserver.services.campaigns import CampaignUpdate
 from adserver.services.common import SYSTEM
@@ -33,6 +34,7 @@ from adserver.services.sites import SiteUpdate
 from adserver.services.slots import SlotUpdate
 from tests.conftest import postgres_database
 from tests.factories import NOW, make_campaign, make_creative, make_site, make_slot
+from tests.seed import add_hourly
 
 
 def shape(snapshot: Snapshot) -> dict[str, Any]:
@@ -296,7 +298,7 @@ def test_other_changes_still_rebuild_everything(engine: Engine) -> None:
         make_creative(c, campaign=make_campaign(c, slots=[top.id]).id)
     held = inventory(engine)
     blog = held.current.sites["blog"]
-    with engine.begin() as c:  # a bump from outside the service layer (the pacing job's)
+    with engine.begin() as c:  # a bump from outside the service layer and the pacing job
         bump_inventory_version(c)
     refresh(held)
     assert (held.rebuilds, held.patches) == (2, 0)
@@ -388,7 +390,7 @@ def test_an_edit_serves_while_a_full_rebuild_runs_and_the_rebuild_keeps_it(
     assert weight(held, booked) == 7  # the rebuild read weight 1, and caught up
     assert shape(held.current) == full(engine)
     with engine.connect() as c:
-        assert (held.current.version, held.edits) == inventory_counters(c)
+        assert (held.current.version, held.edits) == inventory_counters(c)[:2]
 
 
 def test_a_full_rebuild_applies_the_edits_made_while_it_ran_before_it_publishes(
@@ -404,22 +406,22 @@ def test_a_full_rebuild_applies_the_edits_made_while_it_ran_before_it_publishes(
     assert weight(held, booked) == 7
     assert shape(held.current) == full(engine)
     with engine.connect() as c:
-        assert (held.current.version, held.edits) == inventory_counters(c)
+        assert (held.current.version, held.edits) == inventory_counters(c)[:2]
     held.patch()
     assert held.patches == 1  # nothing left to patch
 
 
-def test_edits_are_patched_while_a_pacing_change_waits_for_its_rebuild(
+def test_edits_are_patched_while_another_change_waits_for_its_rebuild(
     engine: Engine, booked: int
 ) -> None:
     held = inventory(engine)
-    with engine.begin() as c:  # the pacing job's bump: only a full rebuild covers it
+    with engine.begin() as c:  # a bump nothing explains: only a full rebuild covers it
         bump_inventory_version(c)
     reweigh(engine, booked, 7)
     held.patch()
     assert weight(held, booked) == 7
     with engine.connect() as c:
-        version, _ = inventory_counters(c)
+        version = inventory_counters(c).version
     assert held.current.version == version - 1  # the snapshot says what it does not cover
     held.rebuild_when_due()
     assert (held.rebuilds, held.current.version) == (2, version)
@@ -518,6 +520,51 @@ def test_too_many_timed_campaigns_or_an_old_snapshot_take_a_full_rebuild(
     held = inventory(engine, max_age=3600.0, full_age=0.0)
     held.rebuild_when_due()
     assert (held.rebuilds, held.timed) == (2, 0)
+
+
+def deliver(engine: Engine, campaign_id: int, impressions: int) -> None:
+    """The tally's hourly and daily figures for ``campaign_id`` on news/top, then the pacing
+    job's refresh of the delivered figures from them."""
+    at = int(NOW.timestamp())
+    with engine.begin() as c:
+        stat = {"hour": at, "site_id": 1, "slot_id": 1, "campaign_id": campaign_id}
+        add_hourly(c, [{**stat, "creative_id": 1, "impressions": impressions}])
+    refresh_delivery(engine, now=at)
+
+
+def test_a_pacing_refresh_reads_again_only_the_campaigns_whose_figures_changed(
+    engine: Engine, timed: dict[str, int]
+) -> None:
+    with engine.begin() as c:
+        c.execute(update(table(Campaign)).values(goal_total=1000))  # a goal each: all paced
+    held = inventory(engine)
+    before = on_top(held)
+    deliver(engine, timed["Steady"], impressions=1000)
+    with engine.connect() as c:
+        counters = inventory_counters(c)
+    assert counters.paced == 1
+    refresh(held)
+    after = on_top(held)
+    assert (held.rebuilds, held.paced, held.current.version) == (1, 1, counters.version)
+    assert "Steady" not in after  # its goal is met: it serves no more
+    dropped = held.current.sites["news"].slots["top"].dropped
+    assert (timed["Steady"], "Steady", "goal_reached") in dropped
+    assert after["Even"] is before["Even"] and after["Clicks"] is before["Clicks"]
+    assert shape(held.current) == full(engine)
+
+
+def test_too_many_campaigns_paced_at_once_take_a_full_rebuild(
+    engine: Engine, timed: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with engine.begin() as c:
+        c.execute(update(table(Campaign)).values(goal_total=1000))
+    held = inventory(engine)
+    monkeypatch.setattr(inventory_module, "MAX_TIMED", 1)
+    deliver(engine, timed["Steady"], impressions=10)
+    deliver(engine, timed["Even"], impressions=10)
+    refresh(held)
+    assert (held.rebuilds, held.paced) == (2, 0)
+    assert shape(held.current) == full(engine)
 
 
 def test_a_replaced_snapshot_is_freed_without_the_collector(engine: Engine) -> None:

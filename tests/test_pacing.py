@@ -49,8 +49,9 @@ def test_refresh_counts_today_in_the_campaigns_local_day(engine: Engine) -> None
     with Session(engine) as session:
         kolkata = add_site(session, key="in", timezone="Asia/Kolkata")
         london = add_site(session, key="uk", timezone="Europe/London")
-        india = add_campaign(session, [add_slot(session, kolkata, "top", ["728x90"])])
-        uk = add_campaign(session, [add_slot(session, london, "top", ["728x90"])])
+        top = add_slot(session, kolkata, "top", ["728x90"])
+        india = add_campaign(session, [top], goal_daily=1000)
+        uk = add_campaign(session, [add_slot(session, london, "top", ["728x90"])], goal_total=500)
         ids = (int(kolkata.id or 0), int(london.id or 0), int(india.id or 0), int(uk.id or 0))
         session.commit()
     kolkata_id, london_id, india_id, uk_id = ids
@@ -89,6 +90,36 @@ def test_refresh_counts_today_in_the_campaigns_local_day(engine: Engine) -> None
     assert delivery(engine)[india_id] == (13, 3, 9, 0, 0, 0, "2026-10-26")
     assert delivery(engine)[uk_id][-1] == "2026-10-25"
     assert version(engine) == before + 2
+
+
+def test_figures_of_campaigns_without_a_goal_or_a_budget_bump_nothing(engine: Engine) -> None:
+    with Session(engine) as session:
+        site = add_site(session, key="in", timezone="Asia/Kolkata")
+        top = add_slot(session, site, "top", ["728x90"])
+        house = add_campaign(session, [top], tier="house")
+        sponsor = add_campaign(session, [top], tier="sponsorship")
+        ids = (int(site.id or 0), int(house.id or 0), int(sponsor.id or 0))
+        session.commit()
+    site_id, house_id, sponsor_id = ids
+    hour = utc(2026, 10, 25, 4)
+    with engine.begin() as connection:
+        add_hourly(connection, [stat(hour, house_id, site_id, impressions=40)])
+        add_hourly(connection, [stat(hour, sponsor_id, site_id, impressions=9, spend_nanos=5)])
+    before = version(engine)
+
+    # Neither has a goal or a budget: the dashboards get the figures, the servers keep serving.
+    assert refresh_delivery(engine, now=hour + 600) == 2
+    assert delivery(engine)[house_id][0] == 40
+    assert version(engine) == before
+
+    # Once one has a budget, its new figures may stop it: every process must read them.
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE campaign SET budget_micros = 1 WHERE id = :id"), {"id": sponsor_id}
+        )
+        add_hourly(connection, [stat(hour, sponsor_id, site_id, impressions=1, spend_nanos=5)])
+    assert refresh_delivery(engine, now=hour + 660) == 1
+    assert version(engine) == before + 1
 
 
 def test_refresh_reads_what_the_tally_rolled_up(engine: Engine) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from alembic import command
@@ -113,6 +113,11 @@ def inventory_version(connection: Any) -> int:
 
 
 INVENTORY_EDITS = "inventory_edits"
+INVENTORY_PACED = "inventory_paced"
+_BUMP_TWO = text(
+    "INSERT INTO meta (key, value) VALUES (:v, 1), (:k, 1) "
+    "ON CONFLICT (key) DO UPDATE SET value = meta.value + 1"
+)
 
 
 def bump_for_edit(connection: Any) -> None:
@@ -121,24 +126,39 @@ def bump_for_edit(connection: Any) -> None:
     its entities named in the history, so it may re-read only those. Both in one statement
     (the version's row first, the order ``lock_inventory_counter`` relies on), written as text:
     SQLAlchemy compiles a multi-row upsert anew on every call."""
-    connection.execute(
-        text(
-            "INSERT INTO meta (key, value) VALUES (:v, 1), (:e, 1) "
-            "ON CONFLICT (key) DO UPDATE SET value = meta.value + 1"
-        ),
-        {"v": INVENTORY_VERSION, "e": INVENTORY_EDITS},
-    )
+    connection.execute(_BUMP_TWO, {"v": INVENTORY_VERSION, "k": INVENTORY_EDITS})
 
 
-def inventory_counters(connection: Any) -> tuple[int, int]:
-    """(inventory version, edits counted by ``bump_for_edit``), read in one statement."""
+def bump_for_pacing(connection: Any) -> None:
+    """Like ``bump_for_edit``, for the pacing job's refresh of ``campaign_delivery``: its own
+    counter tells a serving process that such a bump changed delivered figures only, so it may
+    re-read only the campaigns whose figures differ from those it last read."""
+    connection.execute(_BUMP_TWO, {"v": INVENTORY_VERSION, "k": INVENTORY_PACED})
+
+
+class InventoryCounters(NamedTuple):
+    #: Every bump of the inventory version.
+    version: int
+    #: Those by ``bump_for_edit``.
+    edits: int
+    #: Those by ``bump_for_pacing``.
+    paced: int
+
+
+def inventory_counters(connection: Any) -> InventoryCounters:
+    """The inventory version and the bumps of it by edits and by pacing, read in one
+    statement."""
     rows = dict(
         connection.execute(
-            text("SELECT key, value FROM meta WHERE key IN (:v, :e)"),
-            {"v": INVENTORY_VERSION, "e": INVENTORY_EDITS},
+            text("SELECT key, value FROM meta WHERE key IN (:v, :e, :p)"),
+            {"v": INVENTORY_VERSION, "e": INVENTORY_EDITS, "p": INVENTORY_PACED},
         ).all()
     )
-    return int(rows.get(INVENTORY_VERSION, 0)), int(rows.get(INVENTORY_EDITS, 0))
+    return InventoryCounters(
+        int(rows.get(INVENTORY_VERSION, 0)),
+        int(rows.get(INVENTORY_EDITS, 0)),
+        int(rows.get(INVENTORY_PACED, 0)),
+    )
 
 
 def lock_inventory_counter(connection: Any) -> None:

@@ -443,7 +443,8 @@ class Reuse:
         self._targetings_last, self._targetings_next = self._targetings_next, {}
 
 
-#: More campaigns than this to read again on the clock's account: a full rebuild is as cheap.
+#: More campaigns than this to read again on the clock's or the pacing job's account: a full
+#: rebuild is as cheap.
 MAX_TIMED = 1000
 
 #: The most of a process's time rebuilds may take while campaigns keep changing: after a
@@ -459,9 +460,10 @@ class Inventory:
     Two refreshers keep it current, each in a thread of its own. ``patch`` applies the service
     layer's edits by re-reading only the campaigns and sites they name (``incremental``), with
     its own, short rest. ``rebuild_when_due`` builds everything again when something other than
-    an edit (the pacing job) changed the inventory or the snapshot is ``full_age`` old, and in
-    between, every ``max_age`` seconds, reads again only the campaigns that change with nothing
-    written (``timed_campaigns``). A full rebuild of 10,000 campaigns takes seconds: edits are
+    an edit or the pacing job changed the inventory or the snapshot is ``full_age`` old; after
+    a pacing bump it reads again only the campaigns whose delivered figures changed, and in
+    between, every ``max_age`` seconds, only the campaigns that change with nothing written
+    (``timed_campaigns``). A full rebuild of 10,000 campaigns takes seconds: edits are
     patched in meanwhile, and the rebuild applies those made since it read the database before
     it publishes, so an edit never waits for a rebuild and a rebuild never takes one back. One
     lock orders the publications."""
@@ -489,17 +491,21 @@ class Inventory:
         self._patch_rest_until = 0.0
         self._reuse = Reuse()
         self._publish = threading.Lock()
-        #: What the current snapshot covers: the edits counter, the other bumps of the
-        #: inventory version (the version less the edits), and the newest change id.
+        #: What the current snapshot covers: the edits and pacing counters, the other bumps of
+        #: the inventory version (the version less those two), the newest change id, and the
+        #: delivered figures of the campaigns whose throttle reads them (``pacing.figures``).
         self._edits = 0
+        self._paced = 0
         self._others = 0
         self._change_mark = 0
+        self._figures: dict[int, tuple[Any, ...]] = {}
         #: Set when the edits since the snapshot are too many to patch.
         self._patch_refused = False
-        #: Full rebuilds and patches so far (``/healthz`` shows them), and timed refreshes.
+        #: Full rebuilds, patches, timed and pacing refreshes so far (``/healthz`` shows them).
         self.rebuilds = 0
         self.patches = 0
         self.timed = 0
+        self.paced = 0
         self.current = Snapshot.empty()
 
     @property
@@ -513,14 +519,17 @@ class Inventory:
         now = time.time()
         with self._engine.connect() as connection:
             # Read before the data: a change committed meanwhile is applied again, never lost.
-            version, edits = inventory_counters(connection)
+            version, edits, paced = inventory_counters(connection)
             mark = incremental.last_change(connection)
+            figures = pacing.figures(connection)
             snapshot = build_snapshot(
                 connection, base_url=self._base_url, now=now, reuse=self._reuse
             )
         # A connection of its own: the edits committed since the read above must be seen.
         with self._engine.connect() as connection, self._publish:
-            self._edits, self._others, self._change_mark = edits, version - edits, mark
+            self._edits, self._paced, self._change_mark = edits, paced, mark
+            self._others = version - edits - paced
+            self._figures = figures
             self._patch_refused = False
             self.current = self._covering(snapshot)
             self._apply_edits(connection)
@@ -546,19 +555,40 @@ class Inventory:
     def rebuild_when_due(self) -> None:
         """Once the last rebuild's rest is over: rebuild if the snapshot is ``full_age`` old, or
         the edits since it are too many to patch, or the inventory changed other than by an
-        edit; else read the timed campaigns again if they are ``max_age`` old. The rebuilds'
+        edit or the pacing job; else read again the campaigns whose figures the pacing job
+        changed, or else the timed campaigns if they are ``max_age`` old. The rebuilds'
         refresher."""
         if self._clock() < self._rest_until:
             return
         now = time.time()
         if not self._patch_refused and now - self._built_at < self._full_age:
             with self._engine.connect() as connection:
-                version, edits = inventory_counters(connection)
-                if version - edits == self._others and (
-                    now - self._timed_at < self._max_age or self._refresh_timed(connection)
-                ):
-                    return
+                version, edits, paced = inventory_counters(connection)
+                if version - edits - paced == self._others:
+                    if paced != self._paced:
+                        if self._refresh_paced(connection, paced):
+                            return
+                    elif now - self._timed_at < self._max_age or self._refresh_timed(connection):
+                        return
         self.rebuild()
+
+    def _refresh_paced(self, connection: Connection, paced: int) -> bool:
+        """Read again the campaigns whose delivered figures differ from those the snapshot was
+        built with (the pacing job's bumps up to ``paced``), as a patch does an edited one;
+        False when they are too many and a full rebuild should do it."""
+        started = self._clock()
+        figures = pacing.figures(connection)  # after the counters: never older than they say
+        known = self._figures
+        changed = frozenset(cid for cid, row in figures.items() if known.get(cid) != row)
+        if len(changed) > MAX_TIMED:
+            return False
+        with self._publish:
+            self._paced = paced
+            self._read_again(connection, changed, time.time())
+        self._figures = figures
+        self.paced += 1
+        self._rest_from(started)
+        return True
 
     def _refresh_timed(self, connection: Connection) -> bool:
         """Read the timed campaigns again into the snapshot, as a patch does an edited one;
@@ -569,19 +599,24 @@ class Inventory:
             return False
         if ids:
             with self._publish:
-                self.current = incremental.apply_changes(
-                    connection,
-                    self.current,
-                    incremental.Changes(frozenset(ids), frozenset(), self._change_mark),
-                    version=self.current.version,
-                    base_url=self._base_url,
-                    now=now,
-                    reuse=self._reuse,
-                )
+                self._read_again(connection, ids, now)
             self.timed += 1
             self._rest_from(started)
         self._timed_at = now
         return True
+
+    def _read_again(self, connection: Connection, campaign_ids: Iterable[int], now: float) -> None:
+        """Read ``campaign_ids`` again into the current snapshot, as a patch does an edited
+        campaign. Called with the publication lock held."""
+        self.current = incremental.apply_changes(
+            connection,
+            self.current,
+            incremental.Changes(frozenset(campaign_ids), frozenset(), self._change_mark),
+            version=self._version(self._edits),
+            base_url=self._base_url,
+            now=now,
+            reuse=self._reuse,
+        )
 
     def _rest_from(self, started: float) -> None:
         """After a full rebuild or a timed refresh that began at ``started``: rest until it has
@@ -592,7 +627,7 @@ class Inventory:
     def _apply_edits(self, connection: Connection) -> bool:
         """Patch the edits committed since the current snapshot into it; whether there were
         any. Called with the publication lock held."""
-        _, edits = inventory_counters(connection)
+        edits = inventory_counters(connection).edits
         if edits == self._edits or self._patch_refused:
             return False
         # Only the service layer's edits since the snapshot, each named in the history.
@@ -604,7 +639,7 @@ class Inventory:
             connection,
             self.current,
             changes,
-            version=self._others + edits,
+            version=self._version(edits),
             base_url=self._base_url,
             now=time.time(),
             reuse=self._reuse,
@@ -613,9 +648,13 @@ class Inventory:
         self.patches += 1
         return True
 
+    def _version(self, edits: int) -> int:
+        """The inventory version a snapshot covering ``edits`` covers."""
+        return self._others + self._paced + edits
+
     def _covering(self, snapshot: Snapshot) -> Snapshot:
-        """``snapshot`` with the version it covers: the bumps it saw, edits and others."""
-        version = self._others + self._edits
+        """``snapshot`` with the version it covers: the bumps it saw, edits, pacing and others."""
+        version = self._version(self._edits)
         if snapshot.version == version:
             return snapshot
         return replace(snapshot, version=version)

@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Engine, and_, or_, select, text
+from sqlalchemy import ColumnElement, Connection, Engine, and_, or_, select, text
 
 from adserver.core.clock import UTC_ZONE, flight_instant, local_day_bounds
-from adserver.core.db import bump_inventory_version, insert_for
+from adserver.core.db import bump_for_pacing, insert_for
 from adserver.core.models import Campaign, CampaignDelivery, table
 
 #: Never throttle an even-paced campaign below this share, so it can catch up if traffic drops.
@@ -84,6 +84,26 @@ def clock_bound() -> ColumnElement[bool]:
     )
 
 
+def figure_bound() -> ColumnElement[bool]:
+    """The campaigns whose ``throttle`` reads their delivered figures: a budget, or a goal in
+    all or per day. Every other campaign serves freely whatever it delivered."""
+    c = table(Campaign).c
+    return or_(c.budget_micros.is_not(None), c.goal_total.is_not(None), c.goal_daily.is_not(None))
+
+
+def figures(connection: Connection) -> dict[int, tuple[Any, ...]]:
+    """The delivered figures of each active campaign whose throttle reads them: what a serving
+    process compares after a pacing bump, to read again only the campaigns whose figures
+    changed."""
+    delivery, campaign = table(CampaignDelivery), table(Campaign)
+    rows = connection.execute(
+        select(delivery)
+        .join(campaign, campaign.c.id == delivery.c.campaign_id)
+        .where(campaign.c.status == "active", figure_bound())
+    )
+    return {int(row[0]): tuple(row[1:]) for row in rows}
+
+
 def stop_reason(campaign: Any, delivery: Any | None, now: float, zone: ZoneInfo) -> str:
     """Why ``throttle`` gave 0.0, as explain's reason code."""
     if (
@@ -103,8 +123,11 @@ def refresh_delivery(engine: Engine, *, now: float) -> int:
     """Recompute ``campaign_delivery`` from the hourly statistics; returns campaigns changed.
 
     "Today" is the campaign's site-local day (the site of its first slot, else of its
-    delivery). When a figure changed, the inventory version is bumped in the same transaction
-    so every server process rebuilds its snapshot with the new throttles.
+    delivery). When the figures of a campaign whose throttle reads them changed
+    (``figure_bound``), the inventory version is bumped in the same transaction so every server
+    process reads those campaigns again (``bump_for_pacing``). The figures of the others (no
+    goal, no budget: a house ad, a flat-fee sponsorship) are written for the dashboards without
+    a bump: they change every minute the campaign serves and would change no decision.
     """
     with engine.begin() as connection:
         zones: dict[int, ZoneInfo] = {}
@@ -164,5 +187,9 @@ def refresh_delivery(engine: Engine, *, now: float) -> int:
                 set_={c.name: statement.excluded[c.name] for c in delivery.columns},
             )
             connection.execute(statement, changed)
-            bump_inventory_version(connection)
+            bound = set(
+                connection.execute(select(table(Campaign).c.id).where(figure_bound())).scalars()
+            )
+            if any(figures["campaign_id"] in bound for figures in changed):
+                bump_for_pacing(connection)
         return len(changed)

@@ -103,11 +103,12 @@ async def healthz(request: Request) -> Response:
                 "sites": len(snapshot.sites),
                 "creatives": len(snapshot.creatives),
                 # How the snapshot was kept current: full rebuilds against patches, and the
-                # timed campaigns' refreshes.
+                # timed campaigns' and the pacing job's refreshes.
                 "edits": svc.inventory.edits,
                 "rebuilds": svc.inventory.rebuilds,
                 "patches": svc.inventory.patches,
                 "timed": svc.inventory.timed,
+                "paced": svc.inventory.paced,
             },
             uptime_seconds=round(now - svc.started_at, 1),
             scheduler=await asyncio.to_thread(
