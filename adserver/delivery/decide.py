@@ -417,6 +417,10 @@ _Placed = tuple[tuple[_Want, tuple[CreativeSpec, ...], tuple[int, ...] | None], 
 _Placement = _Placed | None
 
 
+#: A page's queue of (rank, slot's index, tier's position), sorted (``_Plan.queue``).
+_Queue = tuple[tuple[int, int, int], ...] | list[tuple[int, int, int]]
+
+
 class _Plan(NamedTuple):
     """What a page's decision starts from for one reader context, true while ``opens <= now <
     closes``: the same for every reader alike, so worked out once (it never changes an
@@ -555,17 +559,17 @@ def _decide_page(
     order, slots in the order asked), under the page rules."""
     request = context.request
     wants = asked.wants
-    page = pagerules.Page()
+    page = _new_tuple(pagerules.Page, (set(), {}))
     if request.shown:
         page.show(request.shown, site.campaigns)
     tiers = plan.tiers
     # The plan's queue of (rank, slot's index, tier's position), sorted: ranks go first and
     # slots in the order asked; a slot its tier could not fill comes back at its next tier's
-    # rank. A slot a roadblock took is not decided again.
+    # rank. A slot a roadblock took is not decided again. The plan's own queue is read as it
+    # is until a slot needs its next tier (``_next_tier`` copies it then).
+    queue: _Queue = plan.queue
     if plan.roadblocks and _place_roadblocks(plan, context, rng, page, decisions, notes):
-        queue = [entry for entry in plan.queue if decisions[wants[entry[1]][0]] is None]
-    else:
-        queue = list(plan.queue)
+        queue = [entry for entry in queue if decisions[wants[entry[1]][0]] is None]
     with_history = bool(request.frequency)
     # ``page.admits`` and ``page.take``, inline: this loop runs for every slot of every page.
     ids = page.ids
@@ -611,11 +615,12 @@ def _decide_page(
                 raw_id = prefix + getrandbits(56).to_bytes(7, "big")
                 decisions[want[0]] = _new_tuple(Decision, (raw_id, want[1], campaign, creative))
                 ids.add(own)
-                for label in campaign.labels:
-                    labels.setdefault(label, own)
+                if tier.labels:  # most tiers have none: the campaign's own set goes unread
+                    for label in campaign.labels:
+                        labels.setdefault(label, own)
                 continue
             if len(pairs) == 1:  # ``_try_tier`` would find no other campaign here
-                _next_tier(queue, tiers[index], index, position, at)
+                queue = _next_tier(queue, tiers[index], index, position, at)
                 continue
         slot_notes = None if notes is None else notes.setdefault(want[0], {})
         decision = _try_tier(want[1], tier, context, rng, page, slot_notes, with_history)
@@ -626,20 +631,24 @@ def _decide_page(
             for label in campaign.labels:
                 labels.setdefault(label, campaign.id)
         else:
-            _next_tier(queue, tiers[index], index, position, at)
+            queue = _next_tier(queue, tiers[index], index, position, at)
 
 
 def _next_tier(
-    queue: list[tuple[int, int, int]],
+    queue: _Queue,
     tiers: tuple[_TierInContext, ...],
     index: int,
     position: int,
     at: int,
-) -> None:
-    """Queue the slot's next tier at its rank, if it has one, after the entries already
-    taken."""
-    if position + 1 < len(tiers):
-        bisect.insort(queue, (tiers[position + 1].rank, index, position + 1), lo=at)
+) -> _Queue:
+    """The queue with the slot's next tier at its rank, if it has one, after the entries
+    already taken: a list of its own (the plan's tuple is every such page's)."""
+    if position + 1 >= len(tiers):
+        return queue
+    if isinstance(queue, tuple):
+        queue = list(queue)
+    bisect.insort(queue, (tiers[position + 1].rank, index, position + 1), lo=at)
+    return queue
 
 
 def _tiers(want: _Want, context: ReaderContext) -> tuple[_TierInContext, ...]:

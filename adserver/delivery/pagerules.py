@@ -14,21 +14,20 @@ The engine (``decide.py``) keeps a :class:`Page` per request and asks it about e
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from adserver.delivery.decide import CampaignSpec
 
 
-class Page:
-    """The campaigns one page view shows so far, and the labels they hold."""
+class Page(NamedTuple):
+    """The campaigns one page view shows so far, and the labels they hold: a set and a dict
+    that grow as the page is decided. A named tuple, so the engine makes one per request from
+    its two fields (``tuple.__new__``) without a Python-level ``__init__``."""
 
-    __slots__ = ("ids", "labels")
-
-    def __init__(self) -> None:
-        self.ids: set[int] = set()
-        #: Label -> the campaign that holds it on this page.
-        self.labels: dict[str, int] = {}
+    ids: set[int]
+    #: Label -> the campaign that holds it on this page.
+    labels: dict[str, int]
 
     def show(self, shown: Iterable[int], campaigns: Mapping[int, CampaignSpec]) -> None:
         """What earlier requests of this page view put on it (their labels when known)."""
