@@ -3,10 +3,11 @@
 A snapshot is built aside (in a worker thread) and published by replacing one reference, so a
 decision in flight keeps the snapshot it started with and is never blocked by a rebuild. The
 holder patches in the service layer's edits as they come (every admin write bumps the shared
-inventory version and names what it changed), and rebuilds everything when the pacing figures
-change. Every ``max_age`` seconds it reads again the campaigns that change with nothing
-written (throttles that follow the clock, click rates the tally adds to), and it rebuilds
-everything at least every ``full_age`` seconds all the same.
+inventory version and names what it changed), and after the pacing job's bumps it reads again
+the campaigns whose delivered figures changed. Every ``max_age`` seconds it reads again the
+campaigns that change with nothing written (throttles that follow the clock, click rates the
+tally adds to), and it rebuilds everything on any other bump and at least every ``full_age``
+seconds all the same.
 """
 
 from __future__ import annotations
@@ -493,7 +494,7 @@ class Inventory:
         self._publish = threading.Lock()
         #: What the current snapshot covers: the edits and pacing counters, the other bumps of
         #: the inventory version (the version less those two), the newest change id, and the
-        #: delivered figures of the campaigns whose throttle reads them (``pacing.figures``).
+        #: delivered figures of the campaigns whose throttle reads them (``pacing.delivered``).
         self._edits = 0
         self._paced = 0
         self._others = 0
@@ -521,7 +522,7 @@ class Inventory:
             # Read before the data: a change committed meanwhile is applied again, never lost.
             version, edits, paced = inventory_counters(connection)
             mark = incremental.last_change(connection)
-            figures = pacing.figures(connection)
+            figures = pacing.delivered(connection)
             snapshot = build_snapshot(
                 connection, base_url=self._base_url, now=now, reuse=self._reuse
             )
@@ -577,7 +578,7 @@ class Inventory:
         built with (the pacing job's bumps up to ``paced``), as a patch does an edited one;
         False when they are too many and a full rebuild should do it."""
         started = self._clock()
-        figures = pacing.figures(connection)  # after the counters: never older than they say
+        figures = pacing.delivered(connection)  # after the counters: never older than they say
         known = self._figures
         changed = frozenset(cid for cid, row in figures.items() if known.get(cid) != row)
         if len(changed) > MAX_TIMED:
@@ -619,8 +620,8 @@ class Inventory:
         )
 
     def _rest_from(self, started: float) -> None:
-        """After a full rebuild or a timed refresh that began at ``started``: rest until it has
-        taken no more than ``REBUILD_SHARE`` of the time since."""
+        """After a full rebuild, or a timed or pacing refresh, that began at ``started``: rest
+        until it has taken no more than ``REBUILD_SHARE`` of the time since."""
         finished = self._clock()
         self._rest_until = finished + (finished - started) * (1 / REBUILD_SHARE - 1)
 

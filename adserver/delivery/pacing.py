@@ -91,7 +91,7 @@ def figure_bound() -> ColumnElement[bool]:
     return or_(c.budget_micros.is_not(None), c.goal_total.is_not(None), c.goal_daily.is_not(None))
 
 
-def figures(connection: Connection) -> dict[int, tuple[Any, ...]]:
+def delivered(connection: Connection) -> dict[int, tuple[Any, ...]]:
     """The delivered figures of each active campaign whose throttle reads them: what a serving
     process compares after a pacing bump, to read again only the campaigns whose figures
     changed."""
@@ -190,6 +190,6 @@ def refresh_delivery(engine: Engine, *, now: float) -> int:
             bound = set(
                 connection.execute(select(table(Campaign).c.id).where(figure_bound())).scalars()
             )
-            if any(figures["campaign_id"] in bound for figures in changed):
+            if any(row["campaign_id"] in bound for row in changed):
                 bump_for_pacing(connection)
         return len(changed)
